@@ -1,0 +1,45 @@
+// Views: the HDF5 files readers open. A campaign view "<campaign>.h5" holds
+// one external link per run, "/runs/<id>" -> "<campaign>/run-<id>.h5:/"; a
+// run view holds, for each stream and array, a virtual dataset mapping its
+// rows onto segment datasets, and the run's params, results and attributes
+// as HDF5 attributes. All paths inside views are relative, so a data
+// directory that is moved or copied still opens. Both are rewritten under a
+// temporary name and renamed, so a reader never sees a partial file.
+//
+// Thread safety: writer thread only (HDF5).
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <span>
+#include <string>
+
+#include "records.hpp"
+#include "store_error.hpp"
+
+namespace simsink::store {
+
+// "<campaign>/run-<id>.h5", relative to the data directory.
+std::string run_view_file(const std::string& campaign, std::int64_t run_id);
+// "<campaign>.h5", relative to the data directory.
+std::string campaign_view_file(const std::string& campaign);
+
+// Writes the run view of `run` into data_dir / run_view_file(...). Extent
+// files in `run` are relative to the data directory; the view stores them
+// relative to the view's own directory.
+void write_run_view(const std::filesystem::path& data_dir, const RunView& run);
+
+// Writes data_dir / campaign_view_file(campaign) with one external link per
+// run id.
+void write_campaign_view(const std::filesystem::path& data_dir, const std::string& campaign,
+                         std::span<const std::int64_t> run_ids);
+
+// `simsink export`: writes one self-contained HDF5 file (no virtual datasets,
+// no external links) with the same groups, datasets and attributes as the
+// campaign view, copying data in slabs of at most 64 MiB. `progress` is
+// called with (bytes copied, bytes total) after each slab.
+void export_campaign(const std::filesystem::path& data_dir, const std::string& campaign,
+                     const std::filesystem::path& out,
+                     const std::function<void(std::uint64_t, std::uint64_t)>& progress = {});
+
+}  // namespace simsink::store

@@ -1,5 +1,5 @@
 // The catalog: catalog.sqlite, the source of truth of a data directory
-// (docs/storage.md has the schema). It knows every campaign, run, param,
+// (docs/catalog.md has the schema). It knows every campaign, run, param,
 // result, stream, segment and extent, and each client's highest committed
 // sequence number with its handle maps, so a restarted daemon can resume
 // every client exactly where its last commit left it.
@@ -25,16 +25,20 @@ struct sqlite3;
 
 namespace simsink::catalog {
 
-// Carries SQLite's result code and message, and what the catalog was doing.
+// Carries SQLite's (extended) result code and message, and what the catalog
+// was doing. `system_errno` is the OS error behind an SQLITE_IOERR (from
+// sqlite3_system_errno), 0 otherwise.
 class CatalogError : public std::runtime_error {
 public:
-    CatalogError(const std::string& what, int sqlite_code)
-        : std::runtime_error(what), code_(sqlite_code) {}
+    CatalogError(const std::string& what, int sqlite_code, int system_errno = 0)
+        : std::runtime_error(what), code_(sqlite_code), errno_(system_errno) {}
     int sqlite_code() const noexcept { return code_; }
+    int system_errno() const noexcept { return errno_; }
     bool disk_full() const noexcept;  // SQLITE_FULL or an I/O error for ENOSPC
 
 private:
     int code_;
+    int errno_;
 };
 
 // ---- what a commit records --------------------------------------------------

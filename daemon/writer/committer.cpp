@@ -9,6 +9,7 @@
 #include "segment.hpp"
 #include "view.hpp"
 #include "writer/compactor.hpp"
+#include "writer/failpoint.hpp"
 
 namespace simsink::daemon {
 
@@ -206,6 +207,7 @@ bool Committer::commit_once(std::uint64_t ticket) {
             auto info = store::write_segment(config_.data_dir / seg.file, writes,
                                              store::SegmentOptions{config_.fsync});
             written.push_back(config_.data_dir / seg.file);
+            failpoint("segment-renamed");
             seg.bytes = info.bytes;
             for (const auto& d : info.datasets) {
                 const auto& r = p.rows.at(d.stream_id);
@@ -219,6 +221,7 @@ bool Committer::commit_once(std::uint64_t ticket) {
         rec.closes = p.closes;
         for (const auto& [id, c] : p.clients) rec.clients.push_back(c);
         catalog_.record_commit(rec);
+        failpoint("catalog-committed");
     } catch (const std::exception& e) {
         // Nothing of this attempt is acknowledged: files the catalog does not
         // know are removed now (and would be at restart anyway).
@@ -260,6 +263,7 @@ bool Committer::commit_once(std::uint64_t ticket) {
     for (const auto& c : p.closes) runs.insert(c.run_id);
     for (const auto& d : p.declares) runs.insert(d.run_id);
     write_views(runs, campaigns);
+    failpoint("views-written");
 
     const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     out.bytes = p.bytes;

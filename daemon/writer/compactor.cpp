@@ -7,6 +7,7 @@
 #include <map>
 
 #include "segment.hpp"
+#include "writer/failpoint.hpp"
 
 namespace simsink::daemon {
 
@@ -105,6 +106,7 @@ std::size_t Compactor::merge_once(const std::string& campaign) {
     }
     auto info = store::write_segment(config_.data_dir / merged.file, writes,
                                      store::SegmentOptions{config_.fsync});
+    failpoint("compact-written");
     merged.bytes = info.bytes;
     for (const auto& d : info.datasets)
         for (auto e : new_extents.at(d.stream_id)) {
@@ -121,6 +123,7 @@ std::size_t Compactor::merge_once(const std::string& campaign) {
         fs::remove(config_.data_dir / merged.file, ec);
         throw;
     }
+    failpoint("compact-committed");
     std::set<std::int64_t> runs;
     for (const auto& [id, st] : streams) runs.insert(st.run_id);
     write_views_(runs);

@@ -213,8 +213,7 @@ int cmd_show(Context& ctx, Args& args) {
     auto pos = args.positionals(1, 1, "run id");
     auto id = parse_run_id(pos[0]);
     auto cat = open_catalog(ctx);
-    if (!cat.run_view(id).run_id) throw std::runtime_error("no run " + pos[0]);
-    auto v = cat.run_view(id);
+    auto v = cat.run_view(id);  // throws naming the run if there is none
     if (json) {
         proto::Json streams = proto::Json::array();
         for (const auto& s : v.streams)
@@ -268,7 +267,6 @@ int cmd_tail(Context& ctx, Args& args) {
     auto cat = open_catalog(ctx);
     auto find = [&]() -> std::optional<StreamView> {
         auto v = cat.run_view(id);
-        if (!v.run_id) throw std::runtime_error("no run " + pos[0]);
         for (auto& s : v.streams)
             if (s.key == pos[1]) return s;
         return std::nullopt;

@@ -403,6 +403,14 @@ Catalog::~Catalog() = default;
 Catalog::Catalog(Catalog&&) noexcept = default;
 Catalog& Catalog::operator=(Catalog&&) noexcept = default;
 
+std::string Catalog::integrity_check() const {
+    assert(impl_);
+    Statement st(impl_->db.get(), sql::kIntegrityCheck, "checking the catalog's integrity");
+    std::string out;
+    while (st.step()) out += (out.empty() ? "" : "; ") + st.column_text(0);
+    return out;
+}
+
 sqlite3* Catalog::handle() const noexcept {
     return impl_ ? impl_->db.get() : nullptr;
 }

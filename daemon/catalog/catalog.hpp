@@ -200,6 +200,9 @@ public:
     // Runs whose status is "running", with the client that opened them.
     std::vector<LoadedRun> running_runs() const;
 
+    // SQLite's PRAGMA integrity_check: "ok", or its findings joined by "; ".
+    std::string integrity_check() const;
+
     // Raw handle for the read-side query module (catalog/query.hpp).
     sqlite3* handle() const noexcept;
 

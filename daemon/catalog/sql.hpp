@@ -139,7 +139,11 @@ inline constexpr const char* kHandleUpsert =
 
 inline constexpr const char* kStreamInsert =
     "INSERT INTO streams (id, run_id, key, kind, dtype, shape, rows, attrs) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)";
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7) "
+    // A second client handle bound to an existing stream (the daemon checked
+    // that kind, dtype and shape agree) only adds the handle.
+    "ON CONFLICT (id) DO NOTHING";
+inline constexpr const char* kIntegrityCheck = "PRAGMA integrity_check";
 inline constexpr const char* kPendingAttrsGet =
     "SELECT attrs FROM key_attrs WHERE run_id = ?1 AND key = ?2";
 inline constexpr const char* kPendingAttrsDelete =

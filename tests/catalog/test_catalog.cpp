@@ -332,6 +332,33 @@ TEST_CASE("load restores client handles and committed seq") {
     CHECK(running[1].client_id == "bb");
 }
 
+TEST_CASE("a second handle declared for an existing stream only adds the handle") {
+    TempDir dir;
+    Catalog cat(dir.catalog());
+    CommitRecord first;
+    first.opens.push_back(run_open(1, "sweep", Json::object(), "aa", 1));
+    first.declares.push_back(stream_declare(10, 1, "t", "aa", 1));
+    first.segments.push_back(segment(1, "sweep", {extent(10, 0, 5)}));
+    cat.record_commit(first);
+    // The same stream again under handle 2, in a later commit, then more rows.
+    CommitRecord again;
+    again.declares.push_back(stream_declare(10, 1, "t", "aa", 2));
+    again.segments.push_back(segment(2, "sweep", {extent(10, 5, 3)}));
+    REQUIRE_NOTHROW(cat.record_commit(again));
+    const auto state = cat.load();
+    REQUIRE(state.streams.size() == 1);
+    CHECK(state.streams[0].rows == 8);
+    REQUIRE(state.clients.size() == 1);
+    CHECK(state.clients[0].streams.at(1) == 10);
+    CHECK(state.clients[0].streams.at(2) == 10);
+}
+
+TEST_CASE("integrity_check of a healthy catalog is ok") {
+    TempDir dir;
+    Catalog cat(dir.catalog());
+    CHECK(cat.integrity_check() == "ok");
+}
+
 TEST_CASE("committed seq never decreases") {
     TempDir dir;
     Catalog cat(dir.catalog());

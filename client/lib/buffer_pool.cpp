@@ -1,0 +1,72 @@
+#include "buffer_pool.hpp"
+
+#include <bit>
+#include <cstdlib>
+#include <new>
+
+namespace simsink::detail {
+
+BufferPool::~BufferPool() {
+    for (auto& list : free_)
+        for (Buffer* b : list) {
+            std::free(b->data);
+            delete b;
+        }
+}
+
+Buffer* BufferPool::acquire(std::size_t min_capacity) {
+    unsigned cls = kMinClass;
+    if (min_capacity > (std::size_t{1} << kMinClass))
+        cls = static_cast<unsigned>(std::bit_width(min_capacity - 1));
+    if (cls >= kClasses) throw std::bad_alloc();
+    {
+        std::lock_guard lock(mu_);
+        auto& list = free_[cls];
+        if (!list.empty()) {
+            Buffer* b = list.back();
+            list.pop_back();
+            free_bytes_ -= b->capacity;
+            b->refs.store(1, std::memory_order_relaxed);
+            return b;
+        }
+    }
+    auto* b = new Buffer;
+    b->capacity = std::size_t{1} << cls;
+    b->data = static_cast<std::uint8_t*>(std::malloc(b->capacity));
+    if (!b->data) {
+        delete b;
+        throw std::bad_alloc();
+    }
+    b->pool = this;
+    b->size_class = cls;
+    b->refs.store(1, std::memory_order_relaxed);
+    return b;
+}
+
+void BufferPool::unref(Buffer* b) noexcept {
+    if (b->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) b->pool->give_back(b);
+}
+
+void BufferPool::give_back(Buffer* b) noexcept {
+    {
+        std::lock_guard lock(mu_);
+        if (free_bytes_ + b->capacity <= max_free_bytes_) {
+            try {
+                free_[b->size_class].push_back(b);
+                free_bytes_ += b->capacity;
+                return;
+            } catch (const std::bad_alloc&) {
+                // fall through: free it
+            }
+        }
+    }
+    std::free(b->data);
+    delete b;
+}
+
+std::size_t BufferPool::free_bytes() const {
+    std::lock_guard lock(mu_);
+    return free_bytes_;
+}
+
+}  // namespace simsink::detail

@@ -46,6 +46,7 @@ struct Knobs {
     std::uint64_t credit = 1u << 30;  // WELCOME credit
     std::uint64_t credit_step = 0;    // on WANT grant the asked limit when 0, else +step
     bool answer_ping = true;
+    bool keep_messages = true;  // false: keep nothing (benchmarks)
     // Called for every sequenced message at the expected seq; returns an
     // error code name to reject it with ("" to accept).
     std::function<std::string(const Received&)> reject;
@@ -185,14 +186,14 @@ class FakeDaemon {
         }
         r.meta = proto::Json::object();
         if (r.header.flags & proto::kFlagMeta) r.meta = proto::parse_meta(span(frames[2]));
-        if (r.header.type == proto::MsgType::append) {
+        if (r.header.type == proto::MsgType::append && knobs_.keep_messages) {
             r.blocks = proto::decode_block_table(span(frames[2]));
             for (std::size_t i = 3; i < frames.size(); ++i)
                 r.payloads.emplace_back(
                     static_cast<const std::uint8_t*>(frames[i].data()),
                     static_cast<const std::uint8_t*>(frames[i].data()) + frames[i].size());
         }
-        received_.push_back(r);
+        if (knobs_.keep_messages) received_.push_back(r);
 
         const auto type = r.header.type;
         if (type == proto::MsgType::hello) {
@@ -254,7 +255,7 @@ class FakeDaemon {
         }
         if (type == proto::MsgType::open_run)
             runs_staged_[r.meta["run"].get<std::uint32_t>()] = next_run_id_++;
-        processed_.push_back(std::move(r));
+        if (knobs_.keep_messages) processed_.push_back(std::move(r));
     }
 
     std::string endpoint_;

@@ -347,18 +347,6 @@ Stream* ClientCore::declare_locked(RunState* run, std::string_view key, DType dt
     streams_by_handle_.emplace(p->handle, p);
     run->streams.emplace(p->key, std::move(s));
 
-    // Attributes set before the first record go right after the DECLARE.
-    auto& deferred = run->deferred_attrs;
-    for (auto it = deferred.begin(); it != deferred.end();) {
-        if (it->first == key) {
-            proto::Json m = {{"run", run->handle}, {"key", it->first}, {"attrs", it->second}};
-            push_control_locked(proto::MsgType::set_attrs, m, run->handle,
-                                "SET_ATTRS of " + quote_name(key));
-            it = deferred.erase(it);
-        } else {
-            ++it;
-        }
-    }
     return p;
 }
 
@@ -495,10 +483,8 @@ void ClientCore::set_attrs(RunState* run, const std::string* key, proto::Json at
     }
     if (auto err = proto::check_key(*key))
         throw Error(ErrorCode::bad_name, *err + " (attributes of " + describe_run(run) + ")");
-    if (run->streams.find(*key) == run->streams.end()) {
-        run->deferred_attrs.emplace_back(*key, std::move(attrs));
-        return;
-    }
+    // Sent at once, also for a key not declared yet: the daemon applies them
+    // when the key is declared (PROTOCOL.md, SET_ATTRS).
     proto::Json m = {{"run", run->handle}, {"key", *key}, {"attrs", std::move(attrs)}};
     push_control_locked(proto::MsgType::set_attrs, m, run->handle,
                         "SET_ATTRS of " + quote_name(*key));
@@ -515,7 +501,6 @@ void ClientCore::close_run(RunState* run, bool failed, proto::Json results,
     push_control_locked(proto::MsgType::close_run, m, run->handle,
                         failed ? "CLOSE_RUN (failed)" : "CLOSE_RUN");
     run->closed = true;
-    run->deferred_attrs.clear();
     raise_run_error_locked(run);
 }
 

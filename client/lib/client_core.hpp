@@ -88,8 +88,6 @@ struct RunState {
     bool closed = false;
     // Keys are looked up by string_view: no allocation per record.
     std::unordered_map<std::string, std::unique_ptr<Stream>, KeyHash, std::equal_to<>> streams;
-    // Attributes set for keys not declared yet; sent right after their DECLARE.
-    std::vector<std::pair<std::string, proto::Json>> deferred_attrs;
     std::deque<PendingError> errors;  // reported by the daemon, not raised yet
 };
 

@@ -152,7 +152,7 @@ TEST_CASE("header flags and credit bytes follow the protocol", "[session]") {
     CHECK(flush->header.number == 3);  // the highest seq sent
 }
 
-TEST_CASE("attributes set before the first record follow the DECLARE", "[session]") {
+TEST_CASE("attributes may precede the first record of their key", "[session]") {
     FakeDaemon d;
     Client client(d.endpoint(), test_options());
     Run run = client.open_run("sweep");
@@ -163,10 +163,11 @@ TEST_CASE("attributes set before the first record follow the DECLARE", "[session
     std::vector<std::string> types;
     for (const auto& m : d.processed()) types.push_back(type_name(m));
     CHECK(types ==
-          std::vector<std::string>{"OPEN_RUN", "SET_ATTRS", "DECLARE", "SET_ATTRS", "APPEND"});
+          std::vector<std::string>{"OPEN_RUN", "SET_ATTRS", "SET_ATTRS", "DECLARE", "APPEND"});
     auto msgs = d.processed();
-    CHECK(msgs[1].meta.count("key") == 0);
-    CHECK(msgs[3].meta["key"] == "q");
+    CHECK(msgs[1].meta["key"] == "q");
+    CHECK(msgs[1].meta["attrs"]["units"] == "K");
+    CHECK(msgs[2].meta.count("key") == 0);
 }
 
 TEST_CASE("run id is the one the daemon reports after the commit", "[session]") {

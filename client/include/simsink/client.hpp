@@ -476,9 +476,9 @@ class Run {
     void put_raw(std::string_view key, DType dtype, const void* data, Dims shape);
 
     // Attributes of stream/array `key` (before or after its first record:
-    // attributes of a key not recorded yet are sent right after it is
-    // declared, and dropped if it never is), or of the run itself. A later
-    // value of the same name replaces the earlier one.
+    // the daemon applies attributes of a key when the key is declared), or
+    // of the run itself. A later value of the same name replaces the
+    // earlier one.
     void set_attrs(std::string_view key, const Fields& attrs);
     void set_attrs(const Fields& attrs);
 

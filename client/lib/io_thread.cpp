@@ -284,6 +284,7 @@ void IoThread::on_welcome(std::uint64_t number, const proto::Json& meta) {
     bytes_sent_ = 0;
     credit_ = get("credit", 0);
     want_sent_ = 0;
+    wants_.clear();
     flush_sent_ = 0;  // ask again on this connection
     ping_outstanding_ = false;
     core_.connected_ = true;
@@ -331,6 +332,25 @@ void IoThread::on_error(std::uint64_t number, const proto::Json& meta) {
             // Our credit count and the daemon's disagree: start again from a
             // HELLO, whose WELCOME resets both and says where to resume.
             if (phase_ == Phase::ready) phase_ = Phase::need_hello;
+            break;
+        case ErrorCode::too_large:
+            // The answer to a WANT (number 0, or the WANT's limit echoed).
+            // The limit counts every byte since HELLO, so on a long-lived
+            // connection it can pass a daemon's cap although the message
+            // fits: HELLO again restarts the count from 0. Refused right
+            // after a HELLO, the message itself is too large: a real error.
+            if (number == 0 || std::find(wants_.begin(), wants_.end(), number) != wants_.end()) {
+                if (phase_ != Phase::ready) {
+                    // A HELLO is on its way already: its WELCOME restarts the count.
+                } else if (bytes_sent_ > 0) {
+                    phase_ = Phase::need_hello;
+                } else {
+                    core_.client_errors_.push_back(
+                        {code, "the daemon refuses credit for the next message: " + message});
+                }
+                break;
+            }
+            core_.attach_error_locked(number, code, message, meta);
             break;
         case ErrorCode::shutting_down:
             // Keep everything; HELLO again after 3 heartbeats (a restarted
@@ -402,6 +422,7 @@ void IoThread::pump() {
                     if (want_sent_ < need) {
                         queue_simple(out, proto::MsgType::want, need);
                         want_sent_ = need;
+                        wants_.push_back(need);
                     }
                     break;
                 }

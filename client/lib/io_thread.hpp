@@ -69,11 +69,12 @@ class IoThread {
 
     // Protocol state: this thread only.
     Phase phase_ = Phase::need_hello;
-    std::uint64_t send_next_ = 1;   // next seq to send
-    std::uint64_t bytes_sent_ = 0;  // credit-counted bytes since the last HELLO
-    std::uint64_t credit_ = 0;      // current credit limit
-    std::uint64_t want_sent_ = 0;   // limit asked for by the last WANT
-    std::uint64_t flush_sent_ = 0;  // number of the last FLUSH sent
+    std::uint64_t send_next_ = 1;       // next seq to send
+    std::uint64_t bytes_sent_ = 0;      // credit-counted bytes since the last HELLO
+    std::uint64_t credit_ = 0;          // current credit limit
+    std::uint64_t want_sent_ = 0;       // limit asked for by the last WANT
+    std::vector<std::uint64_t> wants_;  // every WANT limit sent since the last WELCOME
+    std::uint64_t flush_sent_ = 0;      // number of the last FLUSH sent
     Clock::time_point flush_sent_at_{};
     bool blocked_ = false;  // the socket refused a message (high-water mark)
     Clock::time_point last_recv_{};

@@ -4,7 +4,8 @@
 // records t (float64 scalar) and y (100 float64, an 800-byte row).
 //
 //   bench_record [--steps N] [--repeat R] [--endpoint ipc://...|tcp://...]
-//   bench_record --serve ENDPOINT   (only the fake daemon, until killed)
+//   bench_record --connect ENDPOINT  (against a running simsinkd instead)
+//   bench_record --serve ENDPOINT    (only the fake daemon, until killed)
 //
 // Reports, per repeat: the median and 99th percentile of one record() of y
 // (timed in groups of 32 calls to amortize the clock), the mean cost per
@@ -16,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -28,13 +30,14 @@ using Clock = std::chrono::steady_clock;
 int main(int argc, char** argv) {
     long steps = 1'000'000, repeat = 3;
     std::string endpoint = simsink::test::unique_ipc_endpoint();
-    std::string serve;
+    std::string serve, connect;
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string o = argv[i];
         if (o == "--steps") steps = std::atol(argv[i + 1]);
         if (o == "--repeat") repeat = std::atol(argv[i + 1]);
         if (o == "--endpoint") endpoint = argv[i + 1];
         if (o == "--serve") serve = argv[i + 1];
+        if (o == "--connect") connect = argv[i + 1];
     }
     simsink::test::Knobs quiet;
     quiet.keep_messages = false;  // storing 800 MB would measure the fake, not the client
@@ -46,14 +49,16 @@ int main(int argc, char** argv) {
         }
     }
 
-    simsink::test::FakeDaemon daemon(endpoint, 0, quiet);
+    std::optional<simsink::test::FakeDaemon> daemon;
+    if (connect.empty()) daemon.emplace(endpoint, 0, quiet);
     std::atomic<bool> stop{false};
     std::thread committer([&] {  // the daemon's commit interval, shortened
-        while (!stop) {
+        while (daemon && !stop) {
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
-            daemon.commit_now();
+            daemon->commit_now();
         }
     });
+    if (!connect.empty()) endpoint = connect;
     {
         simsink::Client client(endpoint);
         std::vector<double> y(100, 1.0);
@@ -88,6 +93,11 @@ int main(int argc, char** argv) {
                 "per step (t+y) %.0f ns; %ld steps + flush %.3f s = %.0f MB/s\n",
                 r, group_ns[group_ns.size() / 2], group_ns[group_ns.size() * 99 / 100], kGroup,
                 per_step, steps, total, steps * 808.0 / total / 1e6);
+            auto st = client.stats();
+            std::printf("  client: %llu messages, %llu resent, %llu WELCOMEs\n",
+                        static_cast<unsigned long long>(st.last_seq),
+                        static_cast<unsigned long long>(st.resent_messages),
+                        static_cast<unsigned long long>(st.welcomes));
         }
     }
     stop = true;

@@ -47,6 +47,9 @@ struct Knobs {
     std::uint64_t credit_step = 0;    // on WANT grant the asked limit when 0, else +step
     bool answer_ping = true;
     bool keep_messages = true;  // false: keep nothing (benchmarks)
+    // Refuse a WANT whose limit (bytes since HELLO) is above this, with
+    // TOO_LARGE, as simsinkd compares it with its buffer cap.
+    std::uint64_t want_cap = ~std::uint64_t{0};
     // Called for every sequenced message at the expected seq; returns an
     // error code name to reject it with ("" to accept).
     std::function<std::string(const Received&)> reject;
@@ -216,6 +219,10 @@ class FakeDaemon {
             return;
         }
         if (type == proto::MsgType::want) {
+            if (r.header.number > knobs_.want_cap) {
+                error_locked(r.header.number, "TOO_LARGE", "WANT exceeds the buffer cap");
+                return;
+            }
             limit_ = knobs_.credit_step ? limit_ + knobs_.credit_step : r.header.number;
             send_locked(proto::MsgType::credit, limit_, nullptr);
             return;

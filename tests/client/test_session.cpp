@@ -282,6 +282,47 @@ TEST_CASE("short of credit the client sends WANT and waits for CREDIT", "[sessio
     CHECK(d.count(proto::MsgType::hello) == 1);  // never past credit (no CREDIT_EXCEEDED)
 }
 
+TEST_CASE("a WANT refused for bytes counted since HELLO is retried after a new HELLO",
+          "[session]") {
+    FakeDaemon d;
+    d.set([](auto& k) {
+        k.credit = 16 * 1024;
+        k.want_cap = 64 * 1024;  // a connection may count at most this much
+    });
+    Options o = test_options();
+    o.batch_bytes = 4096;
+    Client client(d.endpoint(), o);
+    Run run = client.open_run("sweep");
+    std::vector<double> y(100);
+    for (int i = 0; i < 1000; ++i) {
+        y[0] = i;
+        run.record("y", std::span<const double>(y));
+    }
+    client.flush();
+    auto rows = as_doubles(check_stream(d.processed())["y"]);
+    REQUIRE(rows.size() == 100000);
+    CHECK(rows[99900] == 999);
+    CHECK(client.stats().welcomes > 5);
+}
+
+TEST_CASE("a message larger than the daemon grants is TOO_LARGE at flush", "[session]") {
+    FakeDaemon d;
+    d.set([](auto& k) {
+        k.credit = 1024;
+        k.want_cap = 4096;
+    });
+    Client client(d.endpoint(), test_options());
+    Run run = client.open_run("sweep");
+    std::vector<double> big(1000);
+    run.record("big", std::span<const double>(big));  // 8000 bytes in one APPEND
+    try {
+        client.flush();
+        FAIL("flush did not raise");
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::too_large);
+    }
+}
+
 TEST_CASE("the linger timer ships a slow recorder's rows without flush", "[session]") {
     FakeDaemon d;
     Options o = test_options();

@@ -1,1 +1,239 @@
-// placeholder: being written
+#include "segment.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <limits>
+#include <set>
+
+#include "h5.hpp"
+
+namespace simsink::store {
+namespace {
+
+constexpr std::uint64_t kCrcSlabBytes = std::uint64_t{16} << 20;
+
+// Generous bounds of HDF5's own bytes in a segment (superblock, root group
+// symbol table, one object header per dataset), used only to size the
+// preallocation; TmpFile::close() releases what HDF5 did not use.
+constexpr std::uint64_t kFileOverhead = std::uint64_t{64} << 10;
+constexpr std::uint64_t kDatasetOverhead = std::uint64_t{4} << 10;
+
+constexpr std::uint64_t kMaxU64 = std::numeric_limits<std::uint64_t>::max();
+
+// A StreamWrite that passed validation, with what the write needs.
+struct Planned {
+    const StreamWrite* write = nullptr;
+    std::string name;
+    std::uint64_t rows = 0;
+    std::vector<hsize_t> dims;  // of the dataset
+};
+
+std::string dataset_name(const StreamWrite& w) {
+    return (w.kind == StreamKind::array ? "/a" : "/s") + std::to_string(w.stream_id);
+}
+
+// Segment datasets of arrays are named "/a<id>" and hold the whole array as
+// their single row; stream datasets "/s<id>" have one row per index of their
+// first dimension.
+bool is_array_dataset(const std::string& name) {
+    return name.starts_with("/a") || name.starts_with("a");
+}
+
+std::uint32_t crc_update(std::uint32_t crc, const void* data, std::size_t bytes) {
+    return static_cast<std::uint32_t>(
+        crc32_z(crc, static_cast<const Bytef*>(data), static_cast<z_size_t>(bytes)));
+}
+
+// Checks every StreamWrite against its blocks before the file is created, so
+// that bad input never leaves a partial file behind.
+std::vector<Planned> plan(const std::filesystem::path& path, std::span<const StreamWrite> streams,
+                          std::uint64_t& data_bytes) {
+    std::vector<Planned> planned;
+    std::set<std::string> names;
+    data_bytes = 0;
+    for (const auto& w : streams) {
+        Planned p;
+        p.write = &w;
+        p.name = dataset_name(w);
+        h5::Site site{path, p.name};
+        const std::size_t item = proto::itemsize(w.dtype);
+        if (item == 0)
+            h5::fail_input(site, "write",
+                           "invalid dtype code " + std::to_string(static_cast<int>(w.dtype)));
+        auto elements = proto::element_count(w.shape);
+        if (!elements || *elements > kMaxU64 / item)
+            h5::fail_input(site, "write", "shape is too large");
+        const std::uint64_t row_bytes = *elements * item;
+
+        for (std::size_t i = 0; i < w.blocks.size(); ++i) {
+            const auto& b = w.blocks[i];
+            if (row_bytes != 0 && b.rows > kMaxU64 / row_bytes)
+                h5::fail_input(site, "write", "block " + std::to_string(i) + " is too large");
+            if (b.bytes != b.rows * row_bytes)
+                h5::fail_input(site, "write",
+                               "block " + std::to_string(i) + " has " + std::to_string(b.bytes) +
+                                   " bytes, expected " + std::to_string(b.rows) + " rows x " +
+                                   std::to_string(row_bytes) + " bytes");
+            if (b.bytes != 0 && b.data == nullptr)
+                h5::fail_input(site, "write", "block " + std::to_string(i) + " has no data");
+            if (b.rows > kMaxU64 - p.rows) h5::fail_input(site, "write", "too many rows");
+            p.rows += b.rows;
+        }
+        if (p.rows == 0) continue;  // nothing to store: no dataset, no entry
+        if (w.kind == StreamKind::array && p.rows != 1)
+            h5::fail_input(site, "write",
+                           "an array is written as one row, got " + std::to_string(p.rows));
+        if (!names.insert(p.name).second)
+            h5::fail_input(site, "write", "the stream appears twice in one segment");
+
+        if (w.kind == StreamKind::stream) p.dims.push_back(p.rows);
+        p.dims.insert(p.dims.end(), w.shape.begin(), w.shape.end());
+        data_bytes += p.rows * row_bytes;
+        planned.push_back(std::move(p));
+    }
+    return planned;
+}
+
+SegmentDataset write_dataset(hid_t file, const std::filesystem::path& file_path, const Planned& p) {
+    const StreamWrite& w = *p.write;
+    h5::Site site{file_path, p.name};
+    h5::Type type = h5::dtype_type(w.dtype);
+    h5::Space space = h5::make_space(p.dims, site);
+    h5::PropList dcpl{h5::check(site, "create a creation list for",
+                                [] { return H5Pcreate(H5P_DATASET_CREATE); })};
+    h5::check(site, "set the layout of", [&] { return H5Pset_layout(dcpl.id(), H5D_CONTIGUOUS); });
+    // Every element is written below: filling first would write it twice.
+    h5::check(site, "set the fill time of",
+              [&] { return H5Pset_fill_time(dcpl.id(), H5D_FILL_TIME_NEVER); });
+    h5::Dataset dataset{h5::check(site, "create", [&] {
+        return H5Dcreate2(file, p.name.c_str(), type.id(), space.id(), H5P_DEFAULT, dcpl.id(),
+                          H5P_DEFAULT);
+    })};
+
+    std::uint32_t crc = crc_update(0, nullptr, 0);
+    std::vector<hsize_t> start(p.dims.size(), 0), count = p.dims;
+    for (const auto& b : w.blocks) {
+        if (b.rows == 0) continue;
+        if (w.kind == StreamKind::stream) count[0] = b.rows;
+        if (b.bytes != 0) {
+            // The memory type is the file type: the block's bytes go to disk as they are.
+            h5::write_slab(dataset.id(), type.id(), start, count, b.data, site);
+            crc = crc_update(crc, b.data, b.bytes);
+        }
+        if (w.kind == StreamKind::stream) start[0] += b.rows;
+    }
+    h5::check(site, "close", [&] { return H5Dclose(dataset.release()); });
+    return SegmentDataset{w.stream_id, p.name, p.rows, crc};
+}
+
+}  // namespace
+
+SegmentInfo write_segment(const std::filesystem::path& path, std::span<const StreamWrite> streams,
+                          const SegmentOptions& options) {
+    h5::init();
+    std::uint64_t data_bytes = 0;
+    const std::vector<Planned> planned = plan(path, streams, data_bytes);
+
+    SegmentInfo info;
+    h5::TmpFile file(h5::tmp_path_for(path));
+    file.preallocate(data_bytes + kFileOverhead + kDatasetOverhead * planned.size());
+    for (const auto& p : planned) info.datasets.push_back(write_dataset(file.id(), file.path(), p));
+    file.close(options.fsync);
+
+    std::error_code ec;
+    info.bytes = std::filesystem::file_size(file.path(), ec);
+    if (ec) h5::fail_errno(h5::Site{file.path()}, "get the size of", ec.value());
+
+    file.rename_to(path);
+    if (options.fsync) {
+        try {
+            fsync_directory(path.parent_path());
+        } catch (...) {
+            // The rename may not be durable; the contract is that a failed
+            // write leaves no file at `path`.
+            std::filesystem::remove(path, ec);
+            throw;
+        }
+    }
+    return info;
+}
+
+void read_segment_rows(const std::filesystem::path& path, const std::string& dataset,
+                       std::uint64_t first_row, std::uint64_t rows, void* out,
+                       std::size_t out_bytes) {
+    h5::init();
+    h5::Site site{path, dataset};
+    h5::File file = h5::open_read_only(path);
+    h5::Dataset d{
+        h5::check(site, "open", [&] { return H5Dopen2(file.id(), dataset.c_str(), H5P_DEFAULT); })};
+    h5::Type type{h5::check(site, "get the type of", [&] { return H5Dget_type(d.id()); })};
+    const std::size_t item = H5Tget_size(type.id());
+    if (item == 0) h5::fail(site, "get the type size of");
+    const std::vector<hsize_t> dims = h5::dataset_dims(d.id(), site);
+
+    const bool whole = is_array_dataset(dataset) || dims.empty();
+    std::uint64_t total_rows = whole ? 1 : dims[0];
+    std::uint64_t row_elements = 1;
+    for (std::size_t k = whole ? 0 : 1; k < dims.size(); ++k) row_elements *= dims[k];
+
+    if (first_row > total_rows || rows > total_rows - first_row)
+        h5::fail_input(site, "read",
+                       "rows [" + std::to_string(first_row) + ", " +
+                           std::to_string(first_row + rows) + ") are outside its " +
+                           std::to_string(total_rows) + " rows");
+    const std::uint64_t row_bytes = row_elements * item;
+    if (row_bytes != 0 && rows > out_bytes / row_bytes)
+        h5::fail_input(site, "read",
+                       std::to_string(rows) + " rows of " + std::to_string(row_bytes) +
+                           " bytes do not fit in " + std::to_string(out_bytes) + " bytes");
+    if (rows == 0 || row_bytes == 0) return;
+
+    std::vector<hsize_t> start(dims.size(), 0), count = dims;
+    if (!whole) {
+        start[0] = first_row;
+        count[0] = rows;
+    }
+    h5::read_slab(d.id(), type.id(), start, count, out, site);
+}
+
+std::uint32_t dataset_crc32(const std::filesystem::path& path, const std::string& dataset) {
+    h5::init();
+    h5::Site site{path, dataset};
+    h5::File file = h5::open_read_only(path);
+    h5::Dataset d{
+        h5::check(site, "open", [&] { return H5Dopen2(file.id(), dataset.c_str(), H5P_DEFAULT); })};
+    h5::Type type{h5::check(site, "get the type of", [&] { return H5Dget_type(d.id()); })};
+    const std::size_t item = H5Tget_size(type.id());
+    if (item == 0) h5::fail(site, "get the type size of");
+    const std::vector<hsize_t> dims = h5::dataset_dims(d.id(), site);
+
+    hsize_t total = 1;
+    for (auto n : dims) total *= n;
+    const hsize_t max_elements = std::max<hsize_t>(1, kCrcSlabBytes / item);
+    std::vector<unsigned char> buf(std::min(total, max_elements) * item);
+    std::uint32_t crc = crc_update(0, nullptr, 0);
+    h5::for_each_slab(dims, max_elements, [&](auto start, auto count) {
+        hsize_t n = 1;
+        for (auto c : count) n *= c;
+        h5::read_slab(d.id(), type.id(), start, count, buf.data(), site);
+        crc = crc_update(crc, buf.data(), n * item);
+    });
+    return crc;
+}
+
+void fsync_directory(const std::filesystem::path& dir) {
+    const std::filesystem::path d = dir.empty() ? std::filesystem::path(".") : dir;
+    h5::Site site{d};
+    int fd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) h5::fail_errno(site, "open directory", errno);
+    if (::fsync(fd) != 0) {
+        const int e = errno;
+        ::close(fd);
+        h5::fail_errno(site, "fsync directory", e);
+    }
+    if (::close(fd) != 0) h5::fail_errno(site, "close directory", errno);
+}
+
+}  // namespace simsink::store

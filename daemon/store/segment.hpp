@@ -57,11 +57,17 @@ struct SegmentOptions {
 // shape for an array), closes it, fsyncs it, renames it to `path`, fsyncs the
 // directory. On any failure removes the temporary file and throws StoreError;
 // `path` then does not exist. A failed fsync is reported, never retried.
+// Every block is checked first (bytes == rows x row bytes, data present, an
+// array exactly one row, no stream twice): bad input throws before any file
+// is created. A StreamWrite without rows is skipped: no dataset, and no entry
+// in SegmentInfo::datasets.
 SegmentInfo write_segment(const std::filesystem::path& path, std::span<const StreamWrite> streams,
                           const SegmentOptions& options = {});
 
 // Reads `rows` rows starting at `first_row` of a segment dataset into `out`
-// (which must hold rows x row bytes). Used by compaction and verify.
+// (which must hold rows x row bytes). Used by compaction and verify. The bytes
+// are the stored ones (little-endian, as on the wire). An array dataset
+// ("/a<id>") is one row: the whole array.
 void read_segment_rows(const std::filesystem::path& path, const std::string& dataset,
                        std::uint64_t first_row, std::uint64_t rows, void* out, std::size_t out_bytes);
 

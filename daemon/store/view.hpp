@@ -13,6 +13,7 @@
 #include <functional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "records.hpp"
 #include "store_error.hpp"
@@ -26,8 +27,21 @@ std::string campaign_view_file(const std::string& campaign);
 
 // Writes the run view of `run` into data_dir / run_view_file(...). Extent
 // files in `run` are relative to the data directory; the view stores them
-// relative to the view's own directory.
+// relative to the view's own directory. Attribute names: params keep theirs,
+// a result or user attribute whose name is taken gets "result_" / "attr_" in
+// front, and a param, result or attribute named like one of the run's
+// "simsink_*" attributes gets "param_" / "result_" / "attr_". A key that
+// cannot coexist with an earlier one ("a/b" after "a", "a" after "a/b") or is
+// invalid is left out of the view, as is an array not written yet (rows 0).
+// docs/storage.md has the layout.
 void write_run_view(const std::filesystem::path& data_dir, const RunView& run);
+
+// For `simsink verify`: checks the run view on disk against `run` (as the
+// catalog has it): that it opens, that every stream and array it should hold
+// is there with the catalog's shape and dtype, and that every segment file
+// and dataset its virtual datasets map exists. Returns one message per
+// problem, none when the view is sound; problems are not thrown.
+std::vector<std::string> check_run_view(const std::filesystem::path& data_dir, const RunView& run);
 
 // Writes data_dir / campaign_view_file(campaign) with one external link per
 // run id.

@@ -1,0 +1,447 @@
+#include <zlib.h>
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
+
+#include "store_fixture.hpp"
+#include "write_fault.hpp"
+
+using namespace simsink;
+using namespace simsink::store;
+using namespace simsink::store::testing;
+
+namespace {
+
+std::uint32_t zlib_crc(const std::vector<std::vector<unsigned char>>& blocks) {
+    uLong crc = crc32(0, nullptr, 0);
+    for (const auto& b : blocks) crc = crc32_z(crc, b.data(), b.size());
+    return static_cast<std::uint32_t>(crc);
+}
+
+std::vector<unsigned char> concat(const std::vector<std::vector<unsigned char>>& blocks) {
+    std::vector<unsigned char> all;
+    for (const auto& b : blocks) all.insert(all.end(), b.begin(), b.end());
+    return all;
+}
+
+SegmentOptions no_fsync() {
+    return SegmentOptions{.fsync = false};
+}
+
+bool no_tmp_files(const fs::path& dir) {
+    for (const auto& e : fs::directory_iterator(dir))
+        if (e.path().extension() == ".tmp") return false;
+    return true;
+}
+
+}  // namespace
+
+TEST_CASE("segment round-trips every dtype", "[segment]") {
+    TempDir dir;
+    const auto path = dir / "seg-1.h5";
+    std::vector<std::vector<std::vector<unsigned char>>> data;
+    std::vector<StreamWrite> writes;
+    for (std::uint8_t code = 1; code <= proto::kMaxDTypeCode; ++code) {
+        const auto t = static_cast<DType>(code);
+        // Two blocks of 2 and 3 rows of shape (3,).
+        data.push_back({values(t, 2 * 3, code), values(t, 3 * 3, code + 100)});
+        writes.push_back(stream_write(code, t, {3}, pointers(data.back())));
+    }
+    SegmentInfo info = write_segment(path, writes);
+    REQUIRE(info.datasets.size() == writes.size());
+    CHECK(info.bytes == fs::file_size(path));
+    CHECK(open_hdf5_objects() == 0);
+
+    h5::File f = open_file(path);
+    for (std::size_t i = 0; i < writes.size(); ++i) {
+        const auto t = writes[i].dtype;
+        const std::string name = "/s" + std::to_string(writes[i].stream_id);
+        INFO("dtype " << proto::name(t));
+        CHECK(info.datasets[i].dataset == name);
+        CHECK(info.datasets[i].stream_id == writes[i].stream_id);
+        CHECK(info.datasets[i].rows == 5);
+        CHECK(info.datasets[i].crc32 == zlib_crc(data[i]));
+        CHECK(dataset_crc32(path, name) == info.datasets[i].crc32);
+
+        h5::Dataset d = open_dataset(f.id(), name);
+        CHECK(dims_of(d.id()) == std::vector<hsize_t>{5, 3});
+        CHECK(layout_of(d.id()) == H5D_CONTIGUOUS);
+        CHECK(read_raw(d.id()) == concat(data[i]));
+
+        h5::Type type{H5Dget_type(d.id())};
+        h5::Type expected = h5::dtype_type(t);
+        CHECK(H5Tequal(type.id(), expected.id()) > 0);
+        if (t == DType::complex64 || t == DType::complex128) {
+            CHECK(H5Tget_class(type.id()) == H5T_COMPOUND);
+            CHECK(H5Tget_nmembers(type.id()) == 2);
+            CHECK(H5Tget_member_index(type.id(), "r") == 0);
+            CHECK(H5Tget_member_index(type.id(), "i") == 1);
+        }
+        if (t == DType::boolean) {
+            CHECK(H5Tget_class(type.id()) == H5T_ENUM);
+            std::int8_t v = 1;
+            char name_buf[16] = {};
+            REQUIRE(H5Tenum_nameof(type.id(), &v, name_buf, sizeof name_buf) >= 0);
+            CHECK(std::string(name_buf) == "TRUE");
+        }
+        if (t == DType::float64) {
+            h5::Type native{H5Tcopy(H5T_IEEE_F64LE)};
+            CHECK(H5Tequal(type.id(), native.id()) > 0);
+        }
+    }
+}
+
+TEST_CASE("segment datasets: streams are (rows, *row_shape), arrays their own shape", "[segment]") {
+    TempDir dir;
+    const auto path = dir / "seg-2.h5";
+    auto scalar_rows = values(DType::int64, 4, 1);
+    auto matrix = values(DType::float32, 6, 2);
+    auto scalar_array = values(DType::float64, 1, 3);
+    auto cube_rows = values(DType::uint16, 2 * 2 * 3 * 4, 4);
+    std::vector<StreamWrite> writes{
+        stream_write(1, DType::int64, {}, {&scalar_rows}),
+        stream_write(2, DType::float32, {2, 3}, {&matrix}, StreamKind::array),
+        stream_write(3, DType::float64, {}, {&scalar_array}, StreamKind::array),
+        stream_write(4, DType::uint16, {2, 3, 4}, {&cube_rows}),
+    };
+    SegmentInfo info = write_segment(path, writes, no_fsync());
+    REQUIRE(info.datasets.size() == 4);
+    CHECK(info.datasets[1].dataset == "/a2");
+    CHECK(info.datasets[1].rows == 1);
+    CHECK(info.datasets[2].rows == 1);
+
+    h5::File f = open_file(path);
+    CHECK(dims_of(open_dataset(f.id(), "/s1").id()) == std::vector<hsize_t>{4});
+    CHECK(dims_of(open_dataset(f.id(), "/a2").id()) == std::vector<hsize_t>{2, 3});
+    CHECK(dims_of(open_dataset(f.id(), "/a3").id()).empty());
+    CHECK(dims_of(open_dataset(f.id(), "/s4").id()) == std::vector<hsize_t>{2, 2, 3, 4});
+    CHECK(read_raw(open_dataset(f.id(), "/a3").id()) == scalar_array);
+    CHECK(read_raw(open_dataset(f.id(), "/a2").id()) == matrix);
+
+    // An array is one row for read_segment_rows.
+    std::vector<unsigned char> out(matrix.size());
+    read_segment_rows(path, "/a2", 0, 1, out.data(), out.size());
+    CHECK(out == matrix);
+}
+
+TEST_CASE("segment write renames atomically and leaves no tmp file", "[segment]") {
+    TempDir dir;
+    const auto path = dir / "seg-3.h5";
+    auto rows = values(DType::float64, 10, 1);
+    std::vector<StreamWrite> writes{stream_write(7, DType::float64, {}, {&rows})};
+    write_segment(path, writes);  // with fsync
+    CHECK(fs::exists(path));
+    CHECK(no_tmp_files(dir.path()));
+    CHECK(open_hdf5_objects() == 0);
+}
+
+TEST_CASE("segment write to a missing directory leaves no tmp file", "[segment]") {
+    TempDir dir;
+    const auto path = dir / "missing" / "seg-1.h5";
+    auto rows = values(DType::int32, 4, 1);
+    std::vector<StreamWrite> writes{stream_write(1, DType::int32, {2}, {&rows})};
+    try {
+        write_segment(path, writes);
+        FAIL("no error");
+    } catch (const StoreError& e) {
+        CHECK_FALSE(e.disk_full());
+        CHECK(std::string(e.what()).find(path.string() + ".tmp") != std::string::npos);
+        CHECK(e.sys_errno() == ENOENT);
+    }
+    CHECK_FALSE(fs::exists(path.parent_path()));
+    CHECK(open_hdf5_objects() == 0);
+}
+
+TEST_CASE("block size mismatch is rejected before any file is created", "[segment]") {
+    TempDir dir;
+    const auto path = dir / "seg-1.h5";
+    auto rows = values(DType::float64, 6, 1);
+    StreamWrite w = stream_write(3, DType::float64, {2}, {&rows});
+    w.blocks[0].rows = 4;  // claims 4 rows of 16 bytes, holds 48 bytes
+    std::vector<StreamWrite> writes{w};
+    try {
+        write_segment(path, writes);
+        FAIL("no error");
+    } catch (const StoreError& e) {
+        CHECK(std::string(e.what()).find("/s3") != std::string::npos);
+        CHECK(std::string(e.what()).find("48 bytes") != std::string::npos);
+        CHECK_FALSE(e.disk_full());
+    }
+    CHECK(fs::is_empty(dir.path()));
+}
+
+TEST_CASE("invalid stream writes are rejected", "[segment]") {
+    TempDir dir;
+    const auto path = dir / "seg-1.h5";
+    auto one = values(DType::int8, 4, 1);
+    std::vector<StreamWrite> writes;
+
+    SECTION("an array of two rows") {
+        writes.push_back(stream_write(1, DType::int8, {2}, {&one}, StreamKind::array));
+    }
+    SECTION("the same stream twice") {
+        writes.push_back(stream_write(1, DType::int8, {}, {&one}));
+        writes.push_back(stream_write(1, DType::int8, {}, {&one}));
+    }
+    SECTION("an invalid dtype code") {
+        writes.push_back(stream_write(1, DType::int8, {}, {&one}));
+        writes[0].dtype = static_cast<DType>(99);
+    }
+    SECTION("a block without data") {
+        writes.push_back(stream_write(1, DType::int8, {}, {&one}));
+        writes[0].blocks[0].data = nullptr;
+    }
+    CHECK_THROWS_AS(write_segment(path, writes), StoreError);
+    CHECK(fs::is_empty(dir.path()));
+}
+
+TEST_CASE("stream writes without rows are skipped", "[segment]") {
+    TempDir dir;
+    const auto path = dir / "seg-1.h5";
+    auto rows = values(DType::int16, 3, 1);
+    const std::vector<unsigned char> none;
+    std::vector<StreamWrite> writes{
+        stream_write(1, DType::int16, {}, {}),
+        stream_write(2, DType::int16, {}, {&rows}),
+        stream_write(3, DType::int16, {}, {&none}),
+    };
+    SegmentInfo info = write_segment(path, writes, no_fsync());
+    REQUIRE(info.datasets.size() == 1);
+    CHECK(info.datasets[0].stream_id == 2);
+    h5::File f = open_file(path);
+    CHECK(H5Lexists(f.id(), "s1", H5P_DEFAULT) == 0);
+    CHECK(H5Lexists(f.id(), "s3", H5P_DEFAULT) == 0);
+}
+
+TEST_CASE("segment crc32 covers the blocks in row order", "[segment]") {
+    TempDir dir;
+    const auto path = dir / "seg-1.h5";
+    std::vector<std::vector<unsigned char>> blocks{
+        values(DType::uint8, 5, 1), values(DType::uint8, 7, 2), values(DType::uint8, 1, 3)};
+    std::vector<StreamWrite> writes{stream_write(9, DType::uint8, {}, pointers(blocks))};
+    SegmentInfo info = write_segment(path, writes, no_fsync());
+    CHECK(info.datasets[0].crc32 == zlib_crc(blocks));
+    std::vector<std::vector<unsigned char>> reversed{blocks[2], blocks[1], blocks[0]};
+    CHECK(info.datasets[0].crc32 != zlib_crc(reversed));
+    CHECK(dataset_crc32(path, "/s9") == info.datasets[0].crc32);
+}
+
+TEST_CASE("read_segment_rows reads a range of rows", "[segment]") {
+    TempDir dir;
+    const auto path = dir / "seg-1.h5";
+    auto rows = values(DType::float64, 10 * 2, 1);  // 10 rows of (2,)
+    std::vector<StreamWrite> writes{stream_write(4, DType::float64, {2}, {&rows})};
+    write_segment(path, writes, no_fsync());
+
+    std::vector<unsigned char> out(3 * 16);
+    read_segment_rows(path, "/s4", 6, 3, out.data(), out.size());
+    CHECK(out == std::vector<unsigned char>(rows.begin() + 6 * 16, rows.begin() + 9 * 16));
+
+    SECTION("rows past the end are rejected") {
+        CHECK_THROWS_AS(read_segment_rows(path, "/s4", 8, 3, out.data(), out.size()), StoreError);
+    }
+    SECTION("a buffer too small is rejected") {
+        CHECK_THROWS_AS(read_segment_rows(path, "/s4", 0, 3, out.data(), out.size() - 1),
+                        StoreError);
+    }
+    SECTION("a missing dataset names the dataset and the file") {
+        try {
+            read_segment_rows(path, "/s5", 0, 1, out.data(), out.size());
+            FAIL("no error");
+        } catch (const StoreError& e) {
+            CHECK(std::string(e.what()).find("/s5") != std::string::npos);
+            CHECK(std::string(e.what()).find(path.string()) != std::string::npos);
+        }
+    }
+    SECTION("zero rows read nothing") {
+        read_segment_rows(path, "/s4", 10, 0, out.data(), 0);
+    }
+    CHECK(open_hdf5_objects() == 0);
+}
+
+TEST_CASE("dataset_crc32 reads rows larger than its 16 MiB slabs", "[segment]") {
+    TempDir dir;
+    const auto path = dir / "seg-1.h5";
+    // 3 rows of 20 MiB: the slabs split each row.
+    const Shape shape{5, 1 << 20};
+    std::vector<std::vector<unsigned char>> blocks{values(DType::float32, 2 * 5 << 20, 1),
+                                                   values(DType::float32, 5 << 20, 2)};
+    std::vector<StreamWrite> writes{stream_write(1, DType::float32, shape, pointers(blocks))};
+    SegmentInfo info = write_segment(path, writes, no_fsync());
+    CHECK(info.datasets[0].rows == 3);
+    CHECK(info.datasets[0].crc32 == zlib_crc(blocks));
+    CHECK(dataset_crc32(path, "/s1") == info.datasets[0].crc32);
+}
+
+TEST_CASE("slabs cover a dataspace in C order within the element limit", "[segment][slab]") {
+    using Dims = std::vector<hsize_t>;
+    auto check_cover = [](Dims dims, hsize_t max_elements) {
+        INFO("max " << max_elements);
+        std::vector<std::size_t> order;  // flat indices in visiting order
+        hsize_t total = 1;
+        for (auto d : dims) total *= d;
+        h5::for_each_slab(dims, max_elements, [&](auto start, auto count) {
+            hsize_t n = 1;
+            for (auto c : count) n *= c;
+            CHECK(n <= std::max<hsize_t>(max_elements, 1));
+            // Enumerate the slab's elements in C order.
+            std::vector<hsize_t> idx(start.begin(), start.end());
+            for (hsize_t e = 0; e < n; ++e) {
+                std::size_t flat = 0;
+                for (std::size_t k = 0; k < dims.size(); ++k) flat = flat * dims[k] + idx[k];
+                order.push_back(flat);
+                for (std::size_t k = dims.size(); k-- > 0;) {
+                    if (++idx[k] < start[k] + count[k]) break;
+                    idx[k] = start[k];
+                }
+            }
+        });
+        REQUIRE(order.size() == (dims.empty() ? 1 : total));
+        for (std::size_t i = 0; i < order.size(); ++i) CHECK(order[i] == i);
+    };
+    for (hsize_t max : {1, 2, 3, 5, 7, 12, 24, 25, 100}) {
+        check_cover({5}, max);
+        check_cover({4, 6}, max);
+        check_cover({3, 2, 4}, max);
+        check_cover({2, 1, 3, 2}, max);
+    }
+    check_cover({}, 1);
+    int calls = 0;
+    h5::for_each_slab(Dims{3, 0, 2}, 10, [&](auto, auto) { ++calls; });
+    CHECK(calls == 0);
+}
+
+TEST_CASE("disk full when creating a segment is reported as disk full", "[segment][fault]") {
+    TempDir dir;
+    const auto path = dir / "seg-1.h5";
+    // HDF5 creates "<path>.tmp"; as a link to /dev/full, every write to it
+    // fails with ENOSPC.
+    fs::create_symlink("/dev/full", dir / "seg-1.h5.tmp");
+    auto rows = values(DType::float64, 100, 1);
+    std::vector<StreamWrite> writes{stream_write(1, DType::float64, {}, {&rows})};
+    try {
+        write_segment(path, writes);
+        FAIL("no error");
+    } catch (const StoreError& e) {
+        CHECK(e.disk_full());
+        CHECK(e.sys_errno() == ENOSPC);
+        CHECK(std::string(e.what()).find("No space left on device") != std::string::npos);
+    }
+    CHECK(fs::is_empty(dir.path()));
+    CHECK(open_hdf5_objects() == 0);
+}
+
+TEST_CASE("disk full at any point of a segment write leaves no file and no open HDF5 file",
+          "[segment][fault]") {
+    TempDir dir;
+    const auto path = dir / "seg-1.h5";
+    auto a = values(DType::float64, 1 << 15, 1);  // 256 KiB
+    auto b = values(DType::int32, 3000, 2);
+    std::vector<StreamWrite> writes;
+    for (int i = 0; i < 8; ++i)
+        writes.push_back(
+            stream_write(i, i % 2 ? DType::int32 : DType::float64, {}, {i % 2 ? &b : &a}));
+    const std::uint64_t data_bytes = 4 * a.size() + 4 * b.size();
+    // Budgets that end the writing in the superblock, in the raw data of the
+    // first, a middle and the last dataset, and in the metadata written by
+    // the close.
+    int full = 0;
+    for (std::uint64_t budget :
+         {std::uint64_t{0}, std::uint64_t{100}, std::uint64_t{4000}, std::uint64_t{300000},
+          std::uint64_t{600000}, data_bytes - 10, data_bytes + 500, data_bytes + 1500,
+          data_bytes + 3000, data_bytes + 6000}) {
+        INFO("budget " << budget);
+        {
+            WriteFault fault(dir.path().string(), budget, ENOSPC);
+            try {
+                write_segment(path, writes);
+            } catch (const StoreError& e) {
+                INFO(e.what());
+                CHECK(e.disk_full());
+                CHECK(std::string(e.what()).find(path.string()) != std::string::npos);
+                count_dead_id(e);
+                ++full;
+            }
+        }
+        CHECK(open_hdf5_objects() == 0);
+        CHECK_FALSE(fs::exists(dir / "seg-1.h5.tmp"));
+        if (fs::exists(path)) {
+            CHECK(read_raw(path, "/s7") == b);
+            fs::remove(path);
+        }
+    }
+    CHECK(full >= 6);
+    write_segment(path, writes);
+    CHECK(read_raw(path, "/s6") == a);
+}
+
+TEST_CASE("an I/O error while writing a segment is not disk full", "[segment][fault]") {
+    TempDir dir;
+    const auto path = dir / "seg-1.h5";
+    auto a = values(DType::float64, 1 << 15, 1);
+    std::vector<StreamWrite> writes{stream_write(1, DType::float64, {}, {&a})};
+    {
+        WriteFault fault(dir.path().string(), 10000, EIO);
+        try {
+            write_segment(path, writes);
+            FAIL("no error");
+        } catch (const StoreError& e) {
+            CHECK_FALSE(e.disk_full());
+            CHECK(e.sys_errno() == EIO);
+            CHECK(std::string(e.what()).find("Input/output error") != std::string::npos);
+            count_dead_id(e);
+        }
+    }
+    CHECK(fs::is_empty(dir.path()));
+    CHECK(open_hdf5_objects() == 0);
+}
+
+TEST_CASE("fsync_directory of a missing directory throws", "[segment]") {
+    TempDir dir;
+    CHECK_THROWS_AS(fsync_directory(dir / "nope"), StoreError);
+    fsync_directory(dir.path());
+}
+
+// Needs a small file system the test may fill, e.g.
+//   mount -t tmpfs -o size=4m tmpfs /mnt/small
+//   SIMSINK_TEST_TMPFS=/mnt/small test_store "[tmpfs]"
+// Fills it to many levels and checks that every segment write either works
+// or fails as disk full, leaving nothing behind.
+TEST_CASE("full file system at any point of a segment write", "[.][tmpfs][fault]") {
+    const char* root = std::getenv("SIMSINK_TEST_TMPFS");
+    if (!root) return;
+    const fs::path dir = fs::path(root) / "simsink-store-full";
+    fs::create_directories(dir);
+    auto a = values(DType::float64, 3 << 12, 1);  // 96 KiB
+    auto b = values(DType::int32, 12000, 2);
+    std::vector<StreamWrite> writes;
+    for (int i = 0; i < 40; ++i)
+        writes.push_back(
+            stream_write(i, i % 2 ? DType::int32 : DType::float64, {}, {i % 2 ? &b : &a}));
+    int full = 0, ok = 0;
+    const auto free_bytes = fs::space(dir).available;
+    for (std::uintmax_t filler = 0; filler < free_bytes; filler += 4096 * 7) {
+        {
+            std::FILE* f = std::fopen((dir / "filler").c_str(), "wb");
+            REQUIRE(f);
+            std::vector<char> zeros(filler, 1);
+            std::fwrite(zeros.data(), 1, zeros.size(), f);
+            std::fclose(f);
+        }
+        try {
+            write_segment(dir / "seg.h5", writes);
+            ++ok;
+            CHECK(read_raw(dir / "seg.h5", "/s39") == b);
+        } catch (const StoreError& e) {
+            INFO(e.what());
+            CHECK(e.disk_full());
+            count_dead_id(e);
+            ++full;
+        }
+        CHECK(open_hdf5_objects() == 0);
+        CHECK_FALSE(fs::exists(dir / "seg.h5.tmp"));
+        fs::remove(dir / "seg.h5");
+    }
+    fs::remove_all(dir);
+    WARN("segments written " << ok << ", disk full " << full);
+}

@@ -1,0 +1,68 @@
+// Deliberately without <unistd.h>: this file defines pwrite and write itself.
+#include "write_fault.hpp"
+
+#include <dlfcn.h>
+#include <sys/types.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <filesystem>
+#include <system_error>
+
+namespace simsink::store::testing {
+namespace {
+
+// Single-threaded tests: plain globals.
+bool armed = false;
+std::string prefix;
+std::uint64_t remaining = 0;
+int error_code = 0;
+
+bool hits_fault(int fd, std::size_t bytes) {
+    if (!armed) return false;
+    std::error_code ec;
+    const auto target =
+        std::filesystem::read_symlink("/proc/self/fd/" + std::to_string(fd), ec).string();
+    if (ec || target.rfind(prefix, 0) != 0) return false;
+    if (bytes <= remaining) {
+        remaining -= bytes;
+        return false;
+    }
+    remaining = 0;
+    return true;
+}
+
+}  // namespace
+
+void arm_write_fault(const std::string& path_prefix, std::uint64_t budget, int err) {
+    prefix = path_prefix;
+    remaining = budget;
+    error_code = err;
+    armed = true;
+}
+
+void disarm_write_fault() {
+    armed = false;
+}
+
+}  // namespace simsink::store::testing
+
+extern "C" ssize_t pwrite(int fd, const void* buf, std::size_t n, off_t offset) {
+    using Fn = ssize_t (*)(int, const void*, std::size_t, off_t);
+    static const Fn real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "pwrite"));
+    if (simsink::store::testing::hits_fault(fd, n)) {
+        errno = simsink::store::testing::error_code;
+        return -1;
+    }
+    return real(fd, buf, n, offset);
+}
+
+extern "C" ssize_t write(int fd, const void* buf, std::size_t n) {
+    using Fn = ssize_t (*)(int, const void*, std::size_t);
+    static const Fn real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "write"));
+    if (simsink::store::testing::hits_fault(fd, n)) {
+        errno = simsink::store::testing::error_code;
+        return -1;
+    }
+    return real(fd, buf, n);
+}

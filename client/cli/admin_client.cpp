@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <zmq.hpp>
+#include <zmq_addon.hpp>
 
 namespace simsink::cli {
 

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 #include <zmq.hpp>
+#include <zmq_addon.hpp>
 
 #include "meta.hpp"
 #include "wire.hpp"

@@ -1,0 +1,243 @@
+#!/usr/bin/python3
+"""W1 from Python: simsink's Python client against the h5py list-buffer pattern.
+
+W1 (shared/WORKLOADS.md): STEPS steps (default 1,000,000), each recording
+t (float64 scalar) and y (float64[100]); 808 bytes per step.
+
+  simsink  run.record("t", step * dt); run.record("y", y) per step, then
+           client.flush() (returns when the daemon committed everything:
+           segment written, renamed, catalog committed, view rewritten).
+           Timed from before connect to the end of flush. Two daemons:
+           "nofsync" runs with --fsync false, like the peer (which does not
+           fsync either): the like-for-like comparison; "fsync" is the
+           default, durable configuration (segments fsynced before the ack).
+  h5py     the list-buffer pattern: t and y appended to Python lists, every
+           1000 steps written to resizable h5py datasets (resize + slice
+           write, chunks of 1000 rows), no fsync; timed from before opening
+           the file to after closing it.
+
+Both record the same values: y cycles through a pool of 1000 distinct
+arrays generated beforehand (so neither side pays for producing data, and a
+list of references is a correct buffer for the peer). Each side is run once
+to warm up, then REPEATS times alternately; the report gives median and
+min-max seconds, MB/s and the ratio simsink / h5py of the medians (< 1:
+simsink is faster). Data of the last repeat of each side is checked.
+
+Starts its own simsinkd processes (default settings otherwise) on fresh
+data directories under --dir (default: the system's temporary directory;
+the peer's file goes there too, same disk), or records to --connect
+ENDPOINT (one mode, "connect"; the data is then not checked).
+
+  /usr/bin/python3 tests/bench/w1_python.py --out /tmp/w1.json
+  /usr/bin/python3 tests/bench/w1_python.py --steps 200000 --repeats 5 --out w1.json
+
+Environment: SIMSINK_DAEMON (default <repo>/build/daemon/simsinkd),
+SIMSINK_LIB (see simsink._native), PYTHONPATH=<repo>/client/python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "client" / "python"))
+
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+
+import simsink  # noqa: E402
+
+ROW = 100
+POOL = 1000
+DT = 1e-3
+
+
+def make_pool():
+    rng = np.random.default_rng(1)
+    return [rng.standard_normal(ROW) for _ in range(POOL)]
+
+
+def run_simsink(endpoint, steps, pool, campaign):
+    t0 = time.perf_counter()
+    client = simsink.connect(endpoint)
+    run = client.open_run(campaign, params={"steps": steps})
+    record = run.record
+    for step in range(steps):
+        record("t", step * DT)
+        record("y", pool[step % POOL])
+    rid = run.id  # the OPEN_RUN was committed long ago: does not wait
+    run.close()
+    loop = time.perf_counter() - t0
+    client.flush()
+    total = time.perf_counter() - t0
+    client.close()
+    return total, loop, rid
+
+
+def run_h5py(path, steps, pool):
+    t0 = time.perf_counter()
+    with h5py.File(path, "w") as f:
+        dt_ = f.create_dataset("t", (0,), maxshape=(None,), dtype="f8", chunks=(1000,))
+        dy = f.create_dataset("y", (0, ROW), maxshape=(None, ROW), dtype="f8", chunks=(1000, ROW))
+        ts, ys = [], []
+        n = 0
+        for step in range(steps):
+            ts.append(step * DT)
+            ys.append(pool[step % POOL])
+            if len(ts) == 1000:
+                dt_.resize((n + 1000,))
+                dt_[n:] = ts
+                dy.resize((n + 1000, ROW))
+                dy[n:] = np.asarray(ys)
+                n += 1000
+                ts, ys = [], []
+        if ts:
+            k = len(ts)
+            dt_.resize((n + k,))
+            dt_[n:] = ts
+            dy.resize((n + k, ROW))
+            dy[n:] = np.asarray(ys)
+    return time.perf_counter() - t0
+
+
+def check(t, y, steps, pool, what):
+    assert t.shape == (steps,), (what, t.shape)
+    assert y.shape == (steps, ROW), (what, y.shape)
+    idx = np.arange(steps)
+    assert np.array_equal(t, idx * DT), what
+    # every 997th row, and the last
+    for i in list(range(0, steps, 997)) + [steps - 1]:
+        assert np.array_equal(y[i], pool[i % POOL]), (what, i)
+
+
+def start_daemon(data_dir, fsync):
+    binary = os.environ.get("SIMSINK_DAEMON", str(REPO / "build" / "daemon" / "simsinkd"))
+    endpoint = f"ipc://{data_dir}/ingest.sock"
+    proc = subprocess.Popen([binary, "--data-dir", str(data_dir), "--listen", endpoint,
+                             "--admin", f"ipc://{data_dir}/admin.sock", "--log-level", "warn",
+                             "--fsync", "true" if fsync else "false"])
+    deadline = time.time() + 20
+    while not os.path.exists(f"{data_dir}/ingest.sock"):
+        if proc.poll() is not None or time.time() > deadline:
+            raise SystemExit(f"simsinkd ({binary}) did not start")
+        time.sleep(0.05)
+    return proc, endpoint
+
+
+def summary(xs, mb):
+    med = statistics.median(xs)
+    return {"seconds": xs, "median": med, "min": min(xs), "max": max(xs),
+            "mb_per_s_median": mb / med}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--steps", type=int, default=1_000_000)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--dir", default=None, help="where the h5py file and data dir go")
+    ap.add_argument("--connect", default=None, help="use a running simsinkd at this endpoint")
+    ap.add_argument("--modes", default="nofsync,fsync",
+                    help="daemons to run: nofsync (--fsync false), fsync (default settings)")
+    ap.add_argument("--out", required=True, help="write the JSON results here")
+    args = ap.parse_args()
+    if args.repeats < 1:
+        ap.error("--repeats must be >= 1")
+    modes = ["connect"] if args.connect else [m for m in args.modes.split(",") if m]
+    if not set(modes) <= {"nofsync", "fsync", "connect"}:
+        ap.error("--modes: nofsync and/or fsync")
+
+    pool = make_pool()
+    work = Path(tempfile.mkdtemp(prefix="w1py-", dir=args.dir))
+    procs = {}
+    endpoints = {}
+    try:
+        for m in modes:
+            if m == "connect":
+                endpoints[m] = args.connect
+            else:
+                procs[m], endpoints[m] = start_daemon(work / m, fsync=(m == "fsync"))
+        peer_file = work / "w1_h5py.h5"
+        mb = args.steps * (8 + 8 * ROW) / 1e6
+
+        sim = {m: [] for m in modes}
+        loops = {m: [] for m in modes}
+        rids = {}
+        peer = []
+        print(f"W1 from Python: {args.steps} steps, {mb:.0f} MB; warm-up, then "
+              f"{args.repeats} repeats", file=sys.stderr)
+        for i in range(args.repeats + 1):  # i == 0: warm-up
+            line = []
+            for m in modes:
+                tot, loop, rids[m] = run_simsink(endpoints[m], args.steps, pool, "w1py")
+                if i:
+                    sim[m].append(tot)
+                    loops[m].append(loop)
+                line.append(f"simsink/{m} {tot:.3f} s (loop {loop:.3f} s)")
+            p = run_h5py(peer_file, args.steps, pool)
+            if i:
+                peer.append(p)
+            line.append(f"h5py list buffer {p:.3f} s")
+            print(f"  {'warm-up' if i == 0 else f'repeat {i}'}: " + ", ".join(line),
+                  file=sys.stderr)
+
+        with h5py.File(peer_file, "r") as f:
+            check(f["t"][:], f["y"][:], args.steps, pool, "h5py")
+        checked = []
+        for m in procs:
+            with simsink.open_view(work / m, "w1py") as f:
+                check(f[f"runs/{rids[m]}/t"][:], f[f"runs/{rids[m]}/y"][:], args.steps, pool,
+                      f"simsink/{m}")
+            checked.append(m)
+
+        h = summary(peer, mb)
+        result = {
+            "workload": "W1 from Python",
+            "steps": args.steps,
+            "megabytes": mb,
+            "repeats": args.repeats,
+            "h5py_list_buffer": h,
+            "simsink": {m: {**summary(sim[m], mb), "loop_only": summary(loops[m], mb),
+                            "ratio_over_h5py": statistics.median(sim[m]) / h["median"]}
+                        for m in modes},
+            "data_checked": checked + ["h5py"],
+            "python": sys.version.split()[0],
+            "numpy": np.__version__,
+            "h5py": h5py.__version__,
+            "libsimsink": simsink.LIB_PATH,
+            "host": platform.node(),
+            "cpus": os.cpu_count(),
+            "loadavg_at_end": os.getloadavg(),
+            "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"h5py list buffer  median {h['median']:.3f} s [{h['min']:.3f}-{h['max']:.3f}] "
+              f"{h['mb_per_s_median']:.0f} MB/s")
+        for m in modes:
+            r = result["simsink"][m]
+            print(f"simsink/{m:8s} median {r['median']:.3f} s [{r['min']:.3f}-{r['max']:.3f}] "
+                  f"{r['mb_per_s_median']:.0f} MB/s, ratio simsink/h5py "
+                  f"{r['ratio_over_h5py']:.2f} (loop alone {r['loop_only']['median']:.3f} s)")
+        print(f"-> {args.out}")
+    finally:
+        for proc in procs.values():
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

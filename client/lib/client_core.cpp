@@ -116,6 +116,8 @@ void ClientCore::shutdown() noexcept {
 
 void ClientCore::check_open_locked() const {
     if (closed_) throw Error(ErrorCode::closed, "the Client is closed");
+    if (io_failed_)
+        throw Error(ErrorCode::internal, "the client's I/O thread stopped; nothing more is sent");
 }
 
 std::string ClientCore::describe_run(const RunState* run) const {
@@ -266,10 +268,9 @@ void ClientCore::wait_for_room_locked(std::unique_lock<std::mutex>& lock) {
                                          std::to_string(opts_.max_unacked_bytes) + ")");
     // Ask the daemon to commit now rather than at its next interval.
     request_flush_locked(last_seq_);
-    ++waiters_for_room_;
-    cv_.wait(lock, [&] { return log_bytes_ < opts_.max_unacked_bytes || closed_; });
-    --waiters_for_room_;
+    cv_.wait(lock, [&] { return log_bytes_ < opts_.max_unacked_bytes || closed_ || io_failed_; });
     check_open_locked();
+    if (io_failed_) raise_any_error_locked();
 }
 
 // ---- runs ---------------------------------------------------------------------------

@@ -197,7 +197,7 @@ class ClientCore {
     bool connected_ = false;
     std::uint64_t welcomes_ = 0;
     std::uint64_t resent_ = 0;
-    std::uint64_t waiters_for_room_ = 0;
+    bool io_failed_ = false;  // the I/O thread died (a bug): fail instead of waiting forever
 
     // Destroyed first: stops the thread and the ZeroMQ context.
     std::unique_ptr<IoThread> io_;

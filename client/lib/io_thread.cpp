@@ -113,6 +113,7 @@ void IoThread::poke() noexcept {
 }
 
 void IoThread::stop() noexcept {
+    std::lock_guard lock(stop_mu_);  // close() may race the last Run's destructor
     if (stopped_) return;
     stopped_ = true;
     stop_.store(true);
@@ -131,6 +132,7 @@ void IoThread::run() noexcept {
         std::lock_guard lock(core_.mu_);
         core_.client_errors_.push_back(
             {ErrorCode::internal, std::string("client I/O thread stopped: ") + e.what()});
+        core_.io_failed_ = true;
         core_.cv_.notify_all();
     }
 }

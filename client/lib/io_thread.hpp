@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -65,6 +66,7 @@ class IoThread {
     int wake_fd_ = -1;
     std::thread thread_;
     std::atomic<bool> stop_{false};
+    std::mutex stop_mu_;
     bool stopped_ = false;
 
     // Protocol state: this thread only.

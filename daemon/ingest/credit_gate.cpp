@@ -47,9 +47,13 @@ bool CreditGate::receive(const std::string& client, std::uint64_t bytes) {
     return true;
 }
 
-void CreditGate::want(const std::string& client, std::uint64_t limit) {
+bool CreditGate::want(const std::string& client, std::uint64_t limit) {
     auto it = conns_.find(client);
-    if (it != conns_.end()) it->second.want = std::max(it->second.want, limit);
+    if (it == conns_.end()) return true;
+    auto& c = it->second;
+    if (limit > c.received && limit - c.received > cap_) return false;
+    c.want = std::max(c.want, limit);
+    return true;
 }
 
 std::vector<std::pair<std::string, std::uint64_t>> CreditGate::grants(std::uint64_t buffered,

@@ -27,8 +27,10 @@ public:
     // nothing) if it exceeds the client's limit.
     bool receive(const std::string& client, std::uint64_t bytes);
 
-    // The client asked for a limit of at least `limit`.
-    void want(const std::string& client, std::uint64_t limit);
+    // The client asked for a limit of at least `limit` (a cumulative count,
+    // like every limit). Returns false, recording nothing, when the bytes it
+    // asks for beyond what it has sent exceed the cap: they never fit.
+    bool want(const std::string& client, std::uint64_t limit);
 
     // New limits to send, as (client, limit). Only clients below half a
     // window of remaining credit, or with a want above their limit, get more,

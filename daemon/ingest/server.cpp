@@ -226,12 +226,11 @@ struct Server::Impl {
                 return;
             case MsgType::want:
                 expect_frames(h, 1);
-                if (h.number > gate.cap())
+                if (!gate.want(c->client_id, h.number))
                     throw ProtocolError(ErrorCode::too_large,
-                                        "WANT of " + std::to_string(h.number) +
-                                            " bytes of credit exceeds the daemon's buffer cap of " +
-                                            std::to_string(gate.cap()));
-                gate.want(c->client_id, h.number);
+                                        "WANT for a limit of " + std::to_string(h.number) +
+                                            " bytes: the message does not fit in the daemon's "
+                                            "buffer cap of " + std::to_string(gate.cap()));
                 for (auto& [id, limit] : gate.grants(buffer.bytes(), &c->client_id))
                     send_credit(id, limit);
                 return;

@@ -268,7 +268,7 @@ std::string shape_text(std::span<const hsize_t> dims) {
 
 // What is wrong with one dataset of a run view, if anything.
 std::vector<std::string> check_dataset(hid_t file, const StreamView& sv,
-                                       const std::filesystem::path& view) {
+                                       const std::filesystem::path& view, bool at_least) {
     std::vector<std::string> problems;
     h5::Site site{view, sv.key};
     const std::string what = "'" + sv.key + "'";
@@ -282,7 +282,10 @@ std::vector<std::string> check_dataset(hid_t file, const StreamView& sv,
             h5::check(site, "open", [&] { return H5Dopen2(file, sv.key.c_str(), H5P_DEFAULT); })};
         const auto dims = h5::dataset_dims(d.id(), site);
         const auto expected = full_dims(sv);
-        if (dims != expected)
+        const bool newer = at_least && sv.kind == StreamKind::stream && !dims.empty() &&
+                           dims.size() == expected.size() && dims[0] >= expected[0] &&
+                           std::equal(dims.begin() + 1, dims.end(), expected.begin() + 1);
+        if (dims != expected && !newer)
             problems.push_back(what + " has shape " + shape_text(dims) + ", the catalog says " +
                                shape_text(expected));
         h5::Type type{h5::check(site, "get the type of", [&] { return H5Dget_type(d.id()); })};
@@ -379,7 +382,8 @@ void write_campaign_view(const std::filesystem::path& data_dir, const std::strin
     file.save(target);
 }
 
-std::vector<std::string> check_run_view(const std::filesystem::path& data_dir, const RunView& run) {
+std::vector<std::string> check_run_view(const std::filesystem::path& data_dir, const RunView& run,
+                                        bool at_least) {
     h5::init();
     const std::filesystem::path view = data_dir / run_view_file(run.campaign, run.run_id);
     std::error_code ec;
@@ -388,7 +392,7 @@ std::vector<std::string> check_run_view(const std::filesystem::path& data_dir, c
     try {
         h5::File file = h5::open_read_only(view);
         for (const StreamView* sv : view_streams(run))
-            for (auto& p : check_dataset(file.id(), *sv, view)) problems.push_back(std::move(p));
+            for (auto& p : check_dataset(file.id(), *sv, view, at_least)) problems.push_back(std::move(p));
     } catch (const StoreError& e) {
         problems.push_back(e.what());
     }

@@ -40,8 +40,12 @@ void write_run_view(const std::filesystem::path& data_dir, const RunView& run);
 // catalog has it): that it opens, that every stream and array it should hold
 // is there with the catalog's shape and dtype, and that every segment file
 // and dataset its virtual datasets map exists. Returns one message per
-// problem, none when the view is sound; problems are not thrown.
-std::vector<std::string> check_run_view(const std::filesystem::path& data_dir, const RunView& run);
+// problem, none when the view is sound; problems are not thrown. With
+// `at_least`, a stream may hold more rows than `run` says: the view was
+// rewritten by a commit later than the catalog snapshot `run` came from
+// (a live daemon).
+std::vector<std::string> check_run_view(const std::filesystem::path& data_dir, const RunView& run,
+                                        bool at_least = false);
 
 // Writes data_dir / campaign_view_file(campaign) with one external link per
 // run id.

@@ -11,7 +11,10 @@ restart it checks that
     once, with its exact value (row i of "x" is i; a loss or a duplicate
     shifts every later value);
   - every segment file and view opens with the HDF5 library (h5py);
-  - the catalog passes PRAGMA integrity_check, and `simsink verify --quick`.
+  - the catalog passes PRAGMA integrity_check.
+
+At the end, with the daemon stopped, `simsink verify` (checksums included)
+must find the catalog, segment files and views in exact agreement.
 
 At the end the writers close their runs and every row they ever recorded must
 be there exactly once. Usage:
@@ -41,8 +44,8 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CAMPAIGN = "crash"
-FAILPOINTS = ("segment-renamed=0.01,catalog-committed=0.01,views-written=0.01,"
-              "compact-written=0.25,compact-committed=0.25")
+FAILPOINTS = ("segment-renamed=0.004,catalog-committed=0.004,views-written=0.004,"
+              "compact-written=0.08,compact-committed=0.08")
 
 
 class Failure(Exception):
@@ -174,12 +177,20 @@ class Harness:
                     i = int(bad[0])
                     raise Failure(f"writer {k} (run {rid}): row {i} holds {x[i]}, expected {i} "
                                   f"(a lost or duplicated row)")
-                if len(y) != n:
-                    raise Failure(f"writer {k}: x has {n} rows, y has {len(y)}")
-                want_y = expect[:, None] * 16 + np.arange(16)[None, :] + k * 0.5
-                if n and not np.array_equal(y, want_y):
-                    raise Failure(f"writer {k}: y values differ")
+                # y is checked on its own: a batch may be sealed between a
+                # step's x and y records, so a commit may hold one more x.
+                if len(y) < acked:
+                    self.stats["lost"] += acked - len(y)
+                    raise Failure(f"writer {k}: {acked} rows acknowledged, y has {len(y)}")
+                ny = len(y)
+                want_y = np.arange(ny, dtype=np.int64)[:, None] * 16 + np.arange(16)[None, :] + k * 0.5
+                if ny and not np.array_equal(y, want_y):
+                    raise Failure(f"writer {k}: y values differ (a lost or duplicated row)")
+                if final and ny != n:
+                    raise Failure(f"writer {k}: x has {n} rows, y has {ny}")
                 self.stats["rows_checked"] += n
+                if final:
+                    self.stats["rows_final"] = self.stats.get("rows_final", 0) + n
                 if final:
                     with open(log) as lf:
                         done = [ln for ln in lf if ln.startswith("done")]
@@ -188,9 +199,21 @@ class Harness:
                         raise Failure(f"writer {k}: recorded {total} rows, {n} present")
                     if status.get(rid) != "finished":
                         raise Failure(f"writer {k}: run {rid} is {status.get(rid)}, not finished")
-        r = self.cli("verify", "--quick" if not final else CAMPAIGN, timeout=300)
-        if r.returncode != 0:
-            raise Failure("simsink verify: " + r.stdout + r.stderr)
+        # Every run view opens too (the campaign view was opened above).
+        for name in os.listdir(os.path.join(self.data, CAMPAIGN)):
+            if name.startswith("run-") and name.endswith(".h5"):
+                try:
+                    with h5py.File(os.path.join(self.data, CAMPAIGN, name), "r"):
+                        pass
+                except FileNotFoundError:
+                    pass  # replaced by a rename since the listing
+        if final:
+            # The daemon is stopped: the catalog, segments (with checksums)
+            # and views must agree exactly.
+            r = self.cli("verify", CAMPAIGN, timeout=600)
+            if r.returncode != 0:
+                raise Failure("simsink verify: " + r.stdout + r.stderr)
+            self.stats["verify"] = r.stdout.strip().splitlines()[-1]
 
     # ---- the run -----------------------------------------------------------
 
@@ -282,7 +305,8 @@ def main():
     inside = sum(v for k, v in s["failpoint_kills"].items())
     print(f"crash harness (seed {args.seed}): {s['kills']} kills survived "
           f"({s['random_kills']} at random moments, {inside} at failpoints {s['failpoint_kills']}), "
-          f"{s['writers']} writers, {s['checks']} checks, {s['rows_checked']} rows checked, "
+          f"{s['writers']} writers, {s['checks']} checks re-reading {s['rows_checked']} rows in all, "
+          f"{s.get('rows_final', 0)} distinct rows at the end, "
           f"lost {s['lost']}, duplicated {s['duplicated']}: {'ok' if ok else 'FAILED'}")
     if args.json:
         with open(args.json, "w") as f:

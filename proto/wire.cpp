@@ -18,9 +18,10 @@ struct TypeName {
     std::string_view name;
 };
 
-constexpr std::array<TypeName, 18> kTypeNames{{
+constexpr std::array<TypeName, 19> kTypeNames{{
     {MsgType::hello, "HELLO"},         {MsgType::ping, "PING"},
     {MsgType::flush, "FLUSH"},         {MsgType::want, "WANT"},
+    {MsgType::bye, "BYE"},
     {MsgType::open_run, "OPEN_RUN"},   {MsgType::declare, "DECLARE"},
     {MsgType::append, "APPEND"},       {MsgType::set_attrs, "SET_ATTRS"},
     {MsgType::close_run, "CLOSE_RUN"}, {MsgType::status, "STATUS"},

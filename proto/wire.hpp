@@ -29,6 +29,7 @@ enum class MsgType : std::uint8_t {
     ping = 0x02,
     flush = 0x03,
     want = 0x04,
+    bye = 0x05,
     // client -> daemon, ingest socket, sequenced (number = seq)
     open_run = 0x10,
     declare = 0x11,

@@ -166,6 +166,15 @@ void IoThread::loop() {
         }
         heartbeat(now);
     }
+    // Tell the daemon this connection is done so it takes back our unused
+    // credit at once; a short linger lets the BYE leave before close.
+    if (phase_ == Phase::ready) {
+        std::uint8_t hdr[proto::kHeaderSize];
+        proto::encode_header({proto::MsgType::bye, 0, 0}, hdr);
+        int linger = 200;
+        zmq_setsockopt(socket_, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_send(socket_, hdr, sizeof hdr, ZMQ_DONTWAIT);
+    }
 }
 
 int IoThread::poll_timeout_ms(Clock::time_point now) {

@@ -234,6 +234,15 @@ struct Server::Impl {
                 for (auto& [id, limit] : gate.grants(buffer.bytes(), &c->client_id))
                     send_credit(id, limit);
                 return;
+            case MsgType::bye:
+                // The client is going away: its unused credit returns now
+                // rather than after client-timeout. Its state (seq, handles)
+                // stays, so a HELLO under the same id resumes as usual.
+                expect_frames(h, 1);
+                gate.disconnect(c->client_id);
+                registry.unbind(*c);
+                grant_all();
+                return;
             case MsgType::open_run:
             case MsgType::declare:
             case MsgType::append:

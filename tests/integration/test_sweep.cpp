@@ -83,6 +83,19 @@ TEST_CASE("16 concurrent workers: every row, param and result arrives exactly", 
     for (int k = 0; k < kWorkers; ++k)
         pids.push_back(spawn({worker, daemon.ingest(), "sweep", std::to_string(k), std::to_string(kSteps)}));
     for (int k = 0; k < kWorkers; ++k) REQUIRE(wait_exit(pids[k]) == 0);
+    // Workers that exited said BYE: no connection and no credit stays held
+    // (long before the 10 s client timeout would drop them).
+    proto::Json st;
+    for (int i = 0; i < 100; ++i) {
+        st = admin_request(daemon.admin(), proto::MsgType::status);
+        if (st["clients"]["connected"] == 0) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    CHECK(st["clients"]["connected"] == 0);
+    CHECK(st["clients"]["known"] == kWorkers);
+    CHECK(st["credit_outstanding"] == 0);
+    CHECK(st["buffered_bytes"] == 0);
+    CHECK(st["runs"]["open"] == 0);
     REQUIRE(daemon.stop() == 0);
 
     const auto data = daemon.data_dir();

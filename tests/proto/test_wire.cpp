@@ -100,7 +100,7 @@ TEST_CASE("version 2 is refused with BAD_VERSION", "[wire][header]") {
 }
 
 TEST_CASE("unknown type is BAD_TYPE", "[wire][header]") {
-    for (std::uint8_t t : {0x00, 0x05, 0x15, 0x43, 0x80, 0x86, 0xC1, 0xFF}) {
+    for (std::uint8_t t : {0x00, 0x06, 0x15, 0x43, 0x80, 0x86, 0xC1, 0xFF}) {
         INFO("type " << int(t));
         auto f = valid_header();
         f[5] = t;

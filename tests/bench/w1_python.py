@@ -23,6 +23,11 @@ to warm up, then REPEATS times alternately; the report gives median and
 min-max seconds, MB/s and the ratio simsink / h5py of the medians (< 1:
 simsink is faster). Data of the last repeat of each side is checked.
 
+For reference, when the C++ W1 bench is built (build/tests/bench/bench_w1,
+or --cxx PATH), the same W1 through the C++ client on the same daemons is
+timed too ("cxx/<mode>"): the difference to "simsink/<mode>" is what the
+Python side costs.
+
 Starts its own simsinkd processes (default settings otherwise) on fresh
 data directories under --dir (default: the system's temporary directory;
 the peer's file goes there too, same disk), or records to --connect
@@ -121,6 +126,13 @@ def check(t, y, steps, pool, what):
         assert np.array_equal(y[i], pool[i % POOL]), (what, i)
 
 
+def run_cxx(binary, endpoint, steps):
+    r = subprocess.run([binary, "--mode", "simsink", "--connect", endpoint, "--steps", str(steps),
+                        "--campaign", "w1cxx"], capture_output=True, text=True, check=True)
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    return out["seconds"], out["loop"]
+
+
 def start_daemon(data_dir, fsync):
     binary = os.environ.get("SIMSINK_DAEMON", str(REPO / "build" / "daemon" / "simsinkd"))
     endpoint = f"ipc://{data_dir}/ingest.sock"
@@ -149,6 +161,8 @@ def main():
     ap.add_argument("--connect", default=None, help="use a running simsinkd at this endpoint")
     ap.add_argument("--modes", default="nofsync,fsync",
                     help="daemons to run: nofsync (--fsync false), fsync (default settings)")
+    ap.add_argument("--cxx", default=str(REPO / "build" / "tests" / "bench" / "bench_w1"),
+                    help="the C++ W1 bench, for reference ('' or a missing file: skipped)")
     ap.add_argument("--out", required=True, help="write the JSON results here")
     args = ap.parse_args()
     if args.repeats < 1:
@@ -170,6 +184,8 @@ def main():
         peer_file = work / "w1_h5py.h5"
         mb = args.steps * (8 + 8 * ROW) / 1e6
 
+        cxx = args.cxx if args.cxx and os.path.exists(args.cxx) else None
+        ref = {m: [] for m in modes}
         sim = {m: [] for m in modes}
         loops = {m: [] for m in modes}
         rids = {}
@@ -184,6 +200,11 @@ def main():
                     sim[m].append(tot)
                     loops[m].append(loop)
                 line.append(f"simsink/{m} {tot:.3f} s (loop {loop:.3f} s)")
+                if cxx:
+                    ctot, _ = run_cxx(cxx, endpoints[m], args.steps)
+                    if i:
+                        ref[m].append(ctot)
+                    line.append(f"cxx/{m} {ctot:.3f} s")
             p = run_h5py(peer_file, args.steps, pool)
             if i:
                 peer.append(p)
@@ -210,6 +231,7 @@ def main():
             "simsink": {m: {**summary(sim[m], mb), "loop_only": summary(loops[m], mb),
                             "ratio_over_h5py": statistics.median(sim[m]) / h["median"]}
                         for m in modes},
+            "cxx_client_reference": {m: summary(ref[m], mb) for m in modes} if cxx else None,
             "data_checked": checked + ["h5py"],
             "python": sys.version.split()[0],
             "numpy": np.__version__,
@@ -228,6 +250,10 @@ def main():
             print(f"simsink/{m:8s} median {r['median']:.3f} s [{r['min']:.3f}-{r['max']:.3f}] "
                   f"{r['mb_per_s_median']:.0f} MB/s, ratio simsink/h5py "
                   f"{r['ratio_over_h5py']:.2f} (loop alone {r['loop_only']['median']:.3f} s)")
+            if cxx:
+                c = result["cxx_client_reference"][m]
+                print(f"  cxx/{m:8s} median {c['median']:.3f} s [{c['min']:.3f}-{c['max']:.3f}] "
+                      "(the C++ client on the same daemon)")
         print(f"-> {args.out}")
     finally:
         for proc in procs.values():

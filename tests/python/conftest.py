@@ -124,15 +124,6 @@ def daemon(tmp_path_factory):
 
 
 @pytest.fixture
-def fresh_daemon(tmp_path):
-    """A simsinkd of its own, for tests that need an empty data directory."""
-    d = Daemon(tmp_path / "data").start()
-    yield d
-    rc = d.stop()
-    assert rc == 0, f"simsinkd exited with {rc} on SIGTERM"
-
-
-@pytest.fixture
 def client(daemon):
     c = simsink.connect(daemon.endpoint, name="pytest", timeout=60)
     yield c

@@ -56,7 +56,6 @@ def check_series(daemon, campaign, ids, steps, qhat_every=None):
 
 
 def test_dask_sweep_with_two_workers(daemon, campaign):
-    pytest.importorskip("dask.distributed")
     tasks = 6
     r = run_example([sys.executable, EXAMPLES / "dask_sweep.py", "--connect", daemon.endpoint,
                      "--data-dir", daemon.data_dir, "--campaign", campaign, "--tasks", tasks,
@@ -77,7 +76,6 @@ def test_dask_sweep_with_two_workers(daemon, campaign):
 
 @pytest.mark.parametrize("ranks", [2, 4])
 def test_mpi_ranks_each_record_their_own_run(daemon, campaign, ranks):
-    pytest.importorskip("mpi4py")
     mpirun = shutil.which("mpirun")
     assert mpirun, "mpirun not found (README set-up installs openmpi-bin)"
     run_example([mpirun, "--allow-run-as-root", "--oversubscribe", "-n", ranks,

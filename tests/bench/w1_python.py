@@ -28,10 +28,12 @@ or --cxx PATH), the same W1 through the C++ client on the same daemons is
 timed too ("cxx/<mode>"): the difference to "simsink/<mode>" is what the
 Python side costs.
 
-Starts its own simsinkd processes (default settings otherwise) on fresh
-data directories under --dir (default: the system's temporary directory;
-the peer's file goes there too, same disk), or records to --connect
-ENDPOINT (one mode, "connect"; the data is then not checked).
+Starts a fresh simsinkd (default settings otherwise) on a fresh data
+directory for every measurement, under --dir (default: the system's
+temporary directory; the peer's file goes there too, same disk), and
+deletes it and syncs afterwards, so that write-back of earlier repeats does
+not slow later ones (the peer's file is deleted and synced likewise). Or it
+records to --connect ENDPOINT (one mode, "connect"; data not checked).
 
   /usr/bin/python3 tests/bench/w1_python.py --out /tmp/w1.json
   /usr/bin/python3 tests/bench/w1_python.py --steps 200000 --repeats 5 --out w1.json
@@ -147,6 +149,15 @@ def start_daemon(data_dir, fsync):
     return proc, endpoint
 
 
+def stop_daemon(proc):
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def summary(xs, mb):
     med = statistics.median(xs)
     return {"seconds": xs, "median": med, "min": min(xs), "max": max(xs),
@@ -173,53 +184,65 @@ def main():
 
     pool = make_pool()
     work = Path(tempfile.mkdtemp(prefix="w1py-", dir=args.dir))
-    procs = {}
-    endpoints = {}
+    proc = None
     try:
-        for m in modes:
-            if m == "connect":
-                endpoints[m] = args.connect
-            else:
-                procs[m], endpoints[m] = start_daemon(work / m, fsync=(m == "fsync"))
         peer_file = work / "w1_h5py.h5"
         mb = args.steps * (8 + 8 * ROW) / 1e6
-
         cxx = args.cxx if args.cxx and os.path.exists(args.cxx) else None
         ref = {m: [] for m in modes}
         sim = {m: [] for m in modes}
         loops = {m: [] for m in modes}
-        rids = {}
         peer = []
+        checked = []
         print(f"W1 from Python: {args.steps} steps, {mb:.0f} MB; warm-up, then "
               f"{args.repeats} repeats", file=sys.stderr)
         for i in range(args.repeats + 1):  # i == 0: warm-up
+            last = i == args.repeats
             line = []
             for m in modes:
-                tot, loop, rids[m] = run_simsink(endpoints[m], args.steps, pool, "w1py")
+                # A fresh daemon and data directory per measurement, deleted
+                # afterwards and followed by sync: write-back of earlier
+                # repeats' gigabytes must not slow the later ones.
+                if m == "connect":
+                    endpoint = args.connect
+                else:
+                    data = work / f"{m}-{i}"
+                    proc, endpoint = start_daemon(data, fsync=(m == "fsync"))
+                if cxx and i % 2:  # the C++ reference first in every other repeat
+                    ctot, _ = run_cxx(cxx, endpoint, args.steps)
+                tot, loop, rid = run_simsink(endpoint, args.steps, pool, "w1py")
+                if cxx and not i % 2:
+                    ctot, _ = run_cxx(cxx, endpoint, args.steps)
+                line.append(f"simsink/{m} {tot:.3f} s (loop {loop:.3f} s)")
+                if cxx:
+                    line.append(f"cxx/{m} {ctot:.3f} s")
                 if i:
                     sim[m].append(tot)
                     loops[m].append(loop)
-                line.append(f"simsink/{m} {tot:.3f} s (loop {loop:.3f} s)")
-                if cxx:
-                    ctot, _ = run_cxx(cxx, endpoints[m], args.steps)
-                    if i:
+                    if cxx:
                         ref[m].append(ctot)
-                    line.append(f"cxx/{m} {ctot:.3f} s")
+                if proc is not None:
+                    if last:
+                        with simsink.open_view(data, "w1py") as f:
+                            check(f[f"runs/{rid}/t"][:], f[f"runs/{rid}/y"][:], args.steps,
+                                  pool, f"simsink/{m}")
+                        checked.append(m)
+                    stop_daemon(proc)
+                    proc = None
+                    shutil.rmtree(data, ignore_errors=True)
+                os.sync()
             p = run_h5py(peer_file, args.steps, pool)
+            line.append(f"h5py list buffer {p:.3f} s")
             if i:
                 peer.append(p)
-            line.append(f"h5py list buffer {p:.3f} s")
+            if last:
+                with h5py.File(peer_file, "r") as f:
+                    check(f["t"][:], f["y"][:], args.steps, pool, "h5py")
+                checked.append("h5py")
+            peer_file.unlink()
+            os.sync()
             print(f"  {'warm-up' if i == 0 else f'repeat {i}'}: " + ", ".join(line),
                   file=sys.stderr)
-
-        with h5py.File(peer_file, "r") as f:
-            check(f["t"][:], f["y"][:], args.steps, pool, "h5py")
-        checked = []
-        for m in procs:
-            with simsink.open_view(work / m, "w1py") as f:
-                check(f[f"runs/{rids[m]}/t"][:], f[f"runs/{rids[m]}/y"][:], args.steps, pool,
-                      f"simsink/{m}")
-            checked.append(m)
 
         h = summary(peer, mb)
         result = {
@@ -232,7 +255,7 @@ def main():
                             "ratio_over_h5py": statistics.median(sim[m]) / h["median"]}
                         for m in modes},
             "cxx_client_reference": {m: summary(ref[m], mb) for m in modes} if cxx else None,
-            "data_checked": checked + ["h5py"],
+            "data_checked": checked,
             "python": sys.version.split()[0],
             "numpy": np.__version__,
             "h5py": h5py.__version__,
@@ -256,12 +279,8 @@ def main():
                       "(the C++ client on the same daemon)")
         print(f"-> {args.out}")
     finally:
-        for proc in procs.values():
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        if proc is not None:
+            stop_daemon(proc)
         shutil.rmtree(work, ignore_errors=True)
 
 

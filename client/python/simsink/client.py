@@ -14,7 +14,8 @@ recording goes on (the next ``record()`` of that stream hands it over), so a
 slow simulation's rows still reach the daemon promptly.
 
 Thread-safety: a Client may be shared by threads; a Run is meant to be used
-by one thread at a time (its blocks are not locked).
+by one thread, the one that opened it (its blocks are not locked; flush()
+hands over only the blocks of runs opened by the calling thread).
 """
 
 from __future__ import annotations
@@ -474,10 +475,16 @@ class Client:
         """Returns once everything recorded so far through this client is
         committed by the daemon (durable, visible in the view and catalog).
         Raises Error (TIMEOUT after `timeout` seconds; or an error the daemon
-        reported for an earlier call)."""
+        reported for an earlier call).
+
+        Rows still in the blocks of runs opened by another thread are not
+        handed over here (a run's blocks belong to the thread that records
+        it); they go at that run's next block, control call or close."""
         nat = self._nat()
+        me = threading.get_ident()
         for run in list(self._runs):
-            run._ship_all()
+            if run._tid == me:
+                run._ship_all()
         # Waits in slices, so that Python handles signals (Ctrl-C) meanwhile.
         deadline = None if timeout is None else time.monotonic() + max(0.0, float(timeout))
         while True:
@@ -604,14 +611,15 @@ class Run:
     """A run (``client.open_run(...)``): record streams, put arrays, set
     attributes and results, then close (or leave the ``with`` block)."""
 
-    __slots__ = ("_client", "_nat", "_h", "_gen", "_streams", "campaign", "params", "_results",
-                 "_closed", "_id", "__weakref__")
+    __slots__ = ("_client", "_nat", "_h", "_gen", "_tid", "_streams", "campaign", "params",
+                 "_results", "_closed", "_id", "__weakref__")
 
     def __init__(self, client, nat, h, campaign, params):
         self._client = client
         self._nat = nat
         self._h = h
         self._gen = _fork_gen
+        self._tid = threading.get_ident()  # the thread that opened it (see Client.flush)
         self._streams = {}
         self.campaign = campaign
         self.params = dict(params) if params else {}

@@ -1,6 +1,8 @@
 """The examples of the three engines at small size, against the real daemon,
 and the data they recorded: Dask (LocalCluster, 2 workers), MPI (mpirun
--n 2 and 4) and a batch job array of 4 processes."""
+-n 2 and 4) and a batch job array of 4 processes (Python task and C++
+worker). dask.distributed, mpi4py and mpirun come with scripts/setup-deps:
+missing, these tests fail rather than skip."""
 
 from __future__ import annotations
 
@@ -11,15 +13,15 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, child_env, fields, run_row
+from conftest import DAEMON, REPO, child_env, fields, run_row
 
 EXAMPLES = REPO / "examples"
 STEPS = 300
 
 
-def run_example(cmd, timeout=300):
+def run_example(cmd, timeout=300, env=None):
     r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout,
-                       env=child_env(), cwd=REPO)
+                       env={**child_env(), **(env or {})}, cwd=REPO)
     assert r.returncode == 0, f"{cmd[0]} ... exited {r.returncode}\n{r.stdout}\n{r.stderr}"
     return r
 
@@ -90,18 +92,30 @@ def test_mpi_ranks_each_record_their_own_run(daemon, campaign, ranks):
     check_series(daemon, campaign, ids, STEPS)
 
 
-def test_job_array_of_four_processes(daemon, campaign):
-    r = run_example(["bash", EXAMPLES / "job_array.sh", 4, daemon.endpoint, campaign, STEPS])
+@pytest.mark.parametrize("worker", ["python", "cxx"])
+def test_job_array_of_four_processes(daemon, campaign, worker):
+    """Four processes with SLURM_ARRAY_TASK_ID 0..3: the Python task
+    (examples/array_task.py) or the C++ example worker."""
+    env = {"SIMSINK_WORKER": worker, "SIMSINK_BUILD_DIR": str(DAEMON.parent.parent)}
+    if worker == "cxx":
+        binary = DAEMON.parent.parent / "examples" / "simsink-example-worker"
+        assert binary.exists(), f"{binary} not built"
+    r = run_example(["bash", EXAMPLES / "job_array.sh", 4, daemon.endpoint, campaign, STEPS],
+                    env=env)
     assert "4 tasks finished" in r.stdout
     db = daemon.catalog()
     ids = campaign_runs(db, campaign)
-    assert sorted(fields(db, "params", rid)["task"][1] for rid in ids) == [0, 1, 2, 3]
-    assert len({fields(db, "params", rid)["job_id"][1] for rid in ids}) == 1
+    index = "task" if worker == "python" else "worker"
+    assert sorted(fields(db, "params", rid)[index][1] for rid in ids) == [0, 1, 2, 3]
+    if worker == "python":
+        assert len({fields(db, "params", rid)["job_id"][1] for rid in ids}) == 1
     db.close()
     check_series(daemon, campaign, ids, STEPS)
-    with daemon.view(campaign) as f:
-        for rid in ids:
-            assert np.allclose(f[f"runs/{rid}/grid/x"][()], np.linspace(0, 1, 100, endpoint=False))
+    if worker == "python":
+        with daemon.view(campaign) as f:
+            for rid in ids:
+                assert np.allclose(f[f"runs/{rid}/grid/x"][()],
+                                   np.linspace(0, 1, 100, endpoint=False))
 
 
 def test_job_array_task_without_an_index_refuses(daemon):

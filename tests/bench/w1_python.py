@@ -16,24 +16,30 @@ t (float64 scalar) and y (float64[100]); 808 bytes per step.
            write, chunks of 1000 rows), no fsync; timed from before opening
            the file to after closing it.
 
-Both record the same values: y cycles through a pool of 1000 distinct
-arrays generated beforehand (so neither side pays for producing data, and a
-list of references is a correct buffer for the peer). Each side is run once
-to warm up, then REPEATS times alternately; the report gives median and
-min-max seconds, MB/s and the ratio simsink / h5py of the medians (< 1:
-simsink is faster). Data of the last repeat of each side is checked.
+Two ways a simulation may hold its state y, both measured:
+  fresh    every step's y is a new array (here: a pool of 1000 distinct
+           arrays made beforehand, so that neither side pays for producing
+           data); the peer appends references.
+  inplace  one array updated in place every step (y[0] = step); the peer
+           must append y.copy(), or all its rows would be the last state.
+simsink's record() copies in both cases.
+
+Each measurement is run once to warm up, then REPEATS times, alternating
+the sides; the report gives median and min-max seconds, MB/s and the ratio
+simsink / h5py of the medians (< 1: simsink is faster). The data of the last
+repeat of every side is checked.
 
 For reference, when the C++ W1 bench is built (build/tests/bench/bench_w1,
-or --cxx PATH), the same W1 through the C++ client on the same daemons is
-timed too ("cxx/<mode>"): the difference to "simsink/<mode>" is what the
-Python side costs.
+or --cxx PATH), W1 through the C++ client on the same daemon is timed too
+("cxx/<mode>"): the difference to "simsink/<mode>" is what the Python side
+costs.
 
-Starts a fresh simsinkd (default settings otherwise) on a fresh data
-directory for every measurement, under --dir (default: the system's
-temporary directory; the peer's file goes there too, same disk), and
-deletes it and syncs afterwards, so that write-back of earlier repeats does
-not slow later ones (the peer's file is deleted and synced likewise). Or it
-records to --connect ENDPOINT (one mode, "connect"; data not checked).
+Every measurement gets a fresh simsinkd on a fresh data directory under
+--dir (default: the system's temporary directory; the peer's file goes
+there too, same disk), deleted and synced afterwards, so that write-back of
+earlier repeats does not slow later ones (the peer's file likewise). Or
+--connect ENDPOINT records to a running daemon (mode "connect"; not
+checked).
 
   /usr/bin/python3 tests/bench/w1_python.py --out /tmp/w1.json
   /usr/bin/python3 tests/bench/w1_python.py --steps 200000 --repeats 5 --out w1.json
@@ -68,6 +74,7 @@ import simsink  # noqa: E402
 ROW = 100
 POOL = 1000
 DT = 1e-3
+STATES = ("fresh", "inplace")
 
 
 def make_pool():
@@ -75,14 +82,21 @@ def make_pool():
     return [rng.standard_normal(ROW) for _ in range(POOL)]
 
 
-def run_simsink(endpoint, steps, pool, campaign):
+def run_simsink(endpoint, steps, pool, state):
     t0 = time.perf_counter()
     client = simsink.connect(endpoint)
-    run = client.open_run(campaign, params={"steps": steps})
+    run = client.open_run(f"w1{state}", params={"steps": steps, "state": state})
     record = run.record
-    for step in range(steps):
-        record("t", step * DT)
-        record("y", pool[step % POOL])
+    if state == "fresh":
+        for step in range(steps):
+            record("t", step * DT)
+            record("y", pool[step % POOL])
+    else:
+        y = pool[0].copy()
+        for step in range(steps):
+            y[0] = step
+            record("t", step * DT)
+            record("y", y)
     rid = run.id  # the OPEN_RUN was committed long ago: does not wait
     run.close()
     loop = time.perf_counter() - t0
@@ -92,16 +106,21 @@ def run_simsink(endpoint, steps, pool, campaign):
     return total, loop, rid
 
 
-def run_h5py(path, steps, pool):
+def run_h5py(path, steps, pool, state):
     t0 = time.perf_counter()
     with h5py.File(path, "w") as f:
         dt_ = f.create_dataset("t", (0,), maxshape=(None,), dtype="f8", chunks=(1000,))
         dy = f.create_dataset("y", (0, ROW), maxshape=(None, ROW), dtype="f8", chunks=(1000, ROW))
         ts, ys = [], []
         n = 0
+        y = pool[0].copy()
         for step in range(steps):
             ts.append(step * DT)
-            ys.append(pool[step % POOL])
+            if state == "fresh":
+                ys.append(pool[step % POOL])
+            else:
+                y[0] = step
+                ys.append(y.copy())
             if len(ts) == 1000:
                 dt_.resize((n + 1000,))
                 dt_[n:] = ts
@@ -118,14 +137,15 @@ def run_h5py(path, steps, pool):
     return time.perf_counter() - t0
 
 
-def check(t, y, steps, pool, what):
+def check(t, y, steps, pool, state, what):
     assert t.shape == (steps,), (what, t.shape)
     assert y.shape == (steps, ROW), (what, y.shape)
-    idx = np.arange(steps)
-    assert np.array_equal(t, idx * DT), what
-    # every 997th row, and the last
-    for i in list(range(0, steps, 997)) + [steps - 1]:
-        assert np.array_equal(y[i], pool[i % POOL]), (what, i)
+    assert np.array_equal(t, np.arange(steps) * DT), what
+    for i in list(range(0, steps, 997)) + [steps - 1]:  # every 997th row, and the last
+        if state == "fresh":
+            assert np.array_equal(y[i], pool[i % POOL]), (what, i)
+        else:
+            assert y[i][0] == i and np.array_equal(y[i][1:], pool[0][1:]), (what, i)
 
 
 def run_cxx(binary, endpoint, steps):
@@ -168,10 +188,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=1_000_000)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--dir", default=None, help="where the h5py file and data dir go")
+    ap.add_argument("--dir", default=None, help="where the h5py file and data dirs go")
     ap.add_argument("--connect", default=None, help="use a running simsinkd at this endpoint")
     ap.add_argument("--modes", default="nofsync,fsync",
                     help="daemons to run: nofsync (--fsync false), fsync (default settings)")
+    ap.add_argument("--states", default="fresh,inplace", help="fresh and/or inplace")
     ap.add_argument("--cxx", default=str(REPO / "build" / "tests" / "bench" / "bench_w1"),
                     help="the C++ W1 bench, for reference ('' or a missing file: skipped)")
     ap.add_argument("--out", required=True, help="write the JSON results here")
@@ -179,82 +200,80 @@ def main():
     if args.repeats < 1:
         ap.error("--repeats must be >= 1")
     modes = ["connect"] if args.connect else [m for m in args.modes.split(",") if m]
-    if not set(modes) <= {"nofsync", "fsync", "connect"}:
+    if not modes or not set(modes) <= {"nofsync", "fsync", "connect"}:
         ap.error("--modes: nofsync and/or fsync")
+    states = [s for s in args.states.split(",") if s]
+    if not states or not set(states) <= set(STATES):
+        ap.error("--states: fresh and/or inplace")
 
     pool = make_pool()
     work = Path(tempfile.mkdtemp(prefix="w1py-", dir=args.dir))
+    cxx = args.cxx if args.cxx and os.path.exists(args.cxx) else None
+    mb = args.steps * (8 + 8 * ROW) / 1e6
+    sides = [("simsink", m, s) for m in modes for s in states] + [("h5py", "", s) for s in states]
+    if cxx:
+        sides += [("cxx", m, "") for m in modes]
+    name = {side: "/".join(x for x in side if x) for side in sides}
+    totals = {side: [] for side in sides}
+    loops = {side: [] for side in sides}
+    checked = []
     proc = None
+    print(f"W1 from Python: {args.steps} steps, {mb:.0f} MB; warm-up, then "
+          f"{args.repeats} repeats", file=sys.stderr)
     try:
-        peer_file = work / "w1_h5py.h5"
-        mb = args.steps * (8 + 8 * ROW) / 1e6
-        cxx = args.cxx if args.cxx and os.path.exists(args.cxx) else None
-        ref = {m: [] for m in modes}
-        sim = {m: [] for m in modes}
-        loops = {m: [] for m in modes}
-        peer = []
-        checked = []
-        print(f"W1 from Python: {args.steps} steps, {mb:.0f} MB; warm-up, then "
-              f"{args.repeats} repeats", file=sys.stderr)
         for i in range(args.repeats + 1):  # i == 0: warm-up
             last = i == args.repeats
             line = []
-            for m in modes:
-                # A fresh daemon and data directory per measurement, deleted
-                # afterwards and followed by sync: write-back of earlier
-                # repeats' gigabytes must not slow the later ones.
-                if m == "connect":
-                    endpoint = args.connect
-                else:
-                    data = work / f"{m}-{i}"
-                    proc, endpoint = start_daemon(data, fsync=(m == "fsync"))
-                if cxx and i % 2:  # the C++ reference first in every other repeat
-                    ctot, _ = run_cxx(cxx, endpoint, args.steps)
-                tot, loop, rid = run_simsink(endpoint, args.steps, pool, "w1py")
-                if cxx and not i % 2:
-                    ctot, _ = run_cxx(cxx, endpoint, args.steps)
-                line.append(f"simsink/{m} {tot:.3f} s (loop {loop:.3f} s)")
-                if cxx:
-                    line.append(f"cxx/{m} {ctot:.3f} s")
-                if i:
-                    sim[m].append(tot)
-                    loops[m].append(loop)
-                    if cxx:
-                        ref[m].append(ctot)
-                if proc is not None:
+            order = sides if i % 2 == 0 else sides[::-1]
+            for side in order:
+                kind, mode, state = side
+                data = work / f"{name[side].replace('/', '-')}-{i}"
+                if kind == "h5py":
+                    peer_file = work / f"w1_h5py_{state}.h5"
+                    tot = loop = run_h5py(peer_file, args.steps, pool, state)
                     if last:
-                        with simsink.open_view(data, "w1py") as f:
-                            check(f[f"runs/{rid}/t"][:], f[f"runs/{rid}/y"][:], args.steps,
-                                  pool, f"simsink/{m}")
-                        checked.append(m)
-                    stop_daemon(proc)
-                    proc = None
-                    shutil.rmtree(data, ignore_errors=True)
+                        with h5py.File(peer_file, "r") as f:
+                            check(f["t"][:], f["y"][:], args.steps, pool, state, name[side])
+                        checked.append(name[side])
+                    peer_file.unlink()
+                else:
+                    # A fresh daemon per measurement (see the module doc).
+                    if mode == "connect":
+                        endpoint = args.connect
+                    else:
+                        proc, endpoint = start_daemon(data, fsync=(mode == "fsync"))
+                    if kind == "cxx":
+                        tot, loop = run_cxx(cxx, endpoint, args.steps)
+                    else:
+                        tot, loop, rid = run_simsink(endpoint, args.steps, pool, state)
+                        if last and proc is not None:
+                            with simsink.open_view(data, f"w1{state}") as f:
+                                check(f[f"runs/{rid}/t"][:], f[f"runs/{rid}/y"][:], args.steps,
+                                      pool, state, name[side])
+                            checked.append(name[side])
+                    if proc is not None:
+                        stop_daemon(proc)
+                        proc = None
+                        shutil.rmtree(data, ignore_errors=True)
                 os.sync()
-            p = run_h5py(peer_file, args.steps, pool)
-            line.append(f"h5py list buffer {p:.3f} s")
-            if i:
-                peer.append(p)
-            if last:
-                with h5py.File(peer_file, "r") as f:
-                    check(f["t"][:], f["y"][:], args.steps, pool, "h5py")
-                checked.append("h5py")
-            peer_file.unlink()
-            os.sync()
-            print(f"  {'warm-up' if i == 0 else f'repeat {i}'}: " + ", ".join(line),
+                if i:
+                    totals[side].append(tot)
+                    loops[side].append(loop)
+                line.append(f"{name[side]} {tot:.3f}")
+            print(f"  {'warm-up' if i == 0 else f'repeat {i}'} (s): " + ", ".join(line),
                   file=sys.stderr)
 
-        h = summary(peer, mb)
         result = {
             "workload": "W1 from Python",
             "steps": args.steps,
             "megabytes": mb,
             "repeats": args.repeats,
-            "h5py_list_buffer": h,
-            "simsink": {m: {**summary(sim[m], mb), "loop_only": summary(loops[m], mb),
-                            "ratio_over_h5py": statistics.median(sim[m]) / h["median"]}
-                        for m in modes},
-            "cxx_client_reference": {m: summary(ref[m], mb) for m in modes} if cxx else None,
+            "results": {name[side]: {**summary(totals[side], mb),
+                                     "loop_only": summary(loops[side], mb)} for side in sides},
+            "ratios_simsink_over_h5py": {
+                name[side]: statistics.median(totals[side])
+                / statistics.median(totals[("h5py", "", side[2])])
+                for side in sides if side[0] == "simsink"},
             "data_checked": checked,
             "python": sys.version.split()[0],
             "numpy": np.__version__,
@@ -266,17 +285,12 @@ def main():
             "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-        print(f"h5py list buffer  median {h['median']:.3f} s [{h['min']:.3f}-{h['max']:.3f}] "
-              f"{h['mb_per_s_median']:.0f} MB/s")
-        for m in modes:
-            r = result["simsink"][m]
-            print(f"simsink/{m:8s} median {r['median']:.3f} s [{r['min']:.3f}-{r['max']:.3f}] "
-                  f"{r['mb_per_s_median']:.0f} MB/s, ratio simsink/h5py "
-                  f"{r['ratio_over_h5py']:.2f} (loop alone {r['loop_only']['median']:.3f} s)")
-            if cxx:
-                c = result["cxx_client_reference"][m]
-                print(f"  cxx/{m:8s} median {c['median']:.3f} s [{c['min']:.3f}-{c['max']:.3f}] "
-                      "(the C++ client on the same daemon)")
+        for side in sides:
+            r = result["results"][name[side]]
+            ratio = result["ratios_simsink_over_h5py"].get(name[side])
+            print(f"{name[side]:24s} median {r['median']:.3f} s [{r['min']:.3f}-{r['max']:.3f}]"
+                  f" {r['mb_per_s_median']:5.0f} MB/s"
+                  + (f"  ratio to h5py/{side[2]} {ratio:.2f}" if ratio else ""))
         print(f"-> {args.out}")
     finally:
         if proc is not None:

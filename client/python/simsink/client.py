@@ -360,7 +360,9 @@ class _Native:
 
 _C_OPTIONS = ("blocking", "max_unacked_bytes", "batch_bytes", "linger", "timeout", "heartbeat",
               "close_timeout", "name")
-_PY_OPTIONS = {"block_rows": 4096, "block_bytes": 4 << 20, "block_linger": 0.1}
+# block_bytes None: libsimsink's batch_bytes (1 MiB unless set), so that one
+# simsink_record_rows call fills about one APPEND message.
+_PY_OPTIONS = {"block_rows": 4096, "block_bytes": None, "block_linger": 0.1}
 
 
 class Client:
@@ -371,7 +373,7 @@ class Client:
     ``max_unacked_bytes`` are unacknowledged), ``max_unacked_bytes``,
     ``batch_bytes``, ``linger``, ``timeout`` (flush()/run.id wait, seconds),
     ``heartbeat``, ``close_timeout``; Python-side batching: ``block_rows``
-    (4096), ``block_bytes`` (4 MiB), ``block_linger`` (0.1 s; 0: only full
+    (4096), ``block_bytes`` (batch_bytes, 1 MiB), ``block_linger`` (0.1 s; 0: only full
     blocks and control calls hand rows over).
 
     A Client pickles as (endpoint, options): the copy connects lazily in the
@@ -391,7 +393,7 @@ class Client:
         self._options = dict(options)
         py = {**_PY_OPTIONS, **{k: v for k, v in options.items() if k in _PY_OPTIONS}}
         self._block_rows = int(py["block_rows"])
-        self._block_bytes = int(py["block_bytes"])
+        self._block_bytes = int(py["block_bytes"] or options.get("batch_bytes") or (1 << 20))
         self._block_linger = float(py["block_linger"] or 0)
         if self._block_rows < 1 or self._block_bytes < 1:
             raise Error("BAD_ARGUMENT", "block_rows and block_bytes must be positive")

@@ -241,14 +241,20 @@ class Harness:
                 print(f"kill {self.stats['kills']}/{self.args.kills}: "
                       f"{self.stats['rows_checked']} rows checked so far", flush=True)
         # Stop: writers close their runs and flush; the daemon stops cleanly.
+        # Failpoints stay armed: a daemon killed now is restarted as before.
         open(self.stop_file, "w").close()
-        for k, p, _ in self.writers:
-            try:
-                rc = p.wait(timeout=180)
-            except subprocess.TimeoutExpired:
+        deadline = time.time() + 180
+        while any(p.poll() is None for _, p, _ in self.writers):
+            if time.time() > deadline:
+                k = next(k for k, p, _ in self.writers if p.poll() is None)
                 raise Failure(f"writer {k} did not finish within 180 s")
-            if rc != 0:
-                raise Failure(f"writer {k} exited with {rc}")
+            if self.daemon.poll() is not None:
+                self.count_exit()
+                self.start_daemon()
+            time.sleep(0.05)
+        for k, p, _ in self.writers:
+            if p.returncode != 0:
+                raise Failure(f"writer {k} exited with {p.returncode}")
         self.daemon.send_signal(signal.SIGTERM)
         rc = self.daemon.wait(timeout=120)
         if rc == -signal.SIGKILL:  # a failpoint in the final commit: restart and stop again

@@ -1,0 +1,215 @@
+// Small helpers shared by the benchmark programs of tests/bench: a clock,
+// --name value arguments, one JSON line of results on stdout, fsync of a
+// finished file, and a start barrier for forked worker processes.
+//
+// Every benchmark prints exactly one JSON object on stdout (the driver
+// scripts/bench parses it) and its diagnostics on stderr.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace simsink::bench {
+
+// CLOCK_MONOTONIC in seconds: the same clock in every process of the
+// machine, so a forked worker's end time compares with its parent's start.
+inline double now() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
+}
+
+[[noreturn]] inline void die(const std::string& what) {
+    std::fprintf(stderr, "%s\n", what.c_str());
+    std::exit(2);
+}
+
+// "--name value" pairs; every option takes a value.
+class Args {
+  public:
+    Args(int argc, char** argv, const char* usage) : usage_(usage) {
+        for (int i = 1; i < argc; ++i) {
+            std::string k = argv[i];
+            if (k == "-h" || k == "--help") {
+                std::fprintf(stdout, "%s", usage);
+                std::exit(0);
+            }
+            if (k.rfind("--", 0) != 0 || i + 1 >= argc) die(std::string("bad arguments\n") + usage);
+            values_[k.substr(2)] = argv[++i];
+        }
+    }
+    std::string str(const std::string& k, const std::string& def = {}) const {
+        auto it = values_.find(k);
+        return it == values_.end() ? def : it->second;
+    }
+    std::string need(const std::string& k) const {
+        auto it = values_.find(k);
+        if (it == values_.end()) die("missing --" + k + "\n" + usage_);
+        return it->second;
+    }
+    long integer(const std::string& k, long def) const {
+        auto it = values_.find(k);
+        return it == values_.end() ? def : std::atol(it->second.c_str());
+    }
+    bool flag(const std::string& k, bool def) const {
+        auto it = values_.find(k);
+        if (it == values_.end()) return def;
+        return it->second == "1" || it->second == "true" || it->second == "yes";
+    }
+    // "1,4,16" -> {1, 4, 16}
+    std::vector<unsigned long long> list(const std::string& k,
+                                         std::vector<unsigned long long> def) const {
+        auto it = values_.find(k);
+        if (it == values_.end()) return def;
+        std::vector<unsigned long long> out;
+        std::stringstream ss(it->second);
+        std::string item;
+        while (std::getline(ss, item, ',')) out.push_back(std::stoull(item));
+        return out;
+    }
+
+  private:
+    std::map<std::string, std::string> values_;
+    std::string usage_;
+};
+
+// Builds the one JSON object a benchmark prints: keys in insertion order,
+// numbers and strings only (strings are plain ASCII here; quotes and
+// backslashes are escaped anyway).
+class JsonLine {
+  public:
+    JsonLine& num(const std::string& k, double v) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.9g", v);
+        return raw(k, buf);
+    }
+    JsonLine& integer(const std::string& k, long long v) { return raw(k, std::to_string(v)); }
+    JsonLine& str(const std::string& k, const std::string& v) {
+        std::string q = "\"";
+        for (char c : v) {
+            if (c == '"' || c == '\\') q += '\\';
+            q += c;
+        }
+        return raw(k, q + "\"");
+    }
+    JsonLine& nums(const std::string& k, const std::vector<double>& v) {
+        std::string s = "[";
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            char buf[64];
+            std::snprintf(buf, sizeof buf, "%s%.9g", i ? ", " : "", v[i]);
+            s += buf;
+        }
+        return raw(k, s + "]");
+    }
+    void print() const {
+        std::printf("{%s}\n", body_.c_str());
+        std::fflush(stdout);
+    }
+
+  private:
+    JsonLine& raw(const std::string& k, const std::string& v) {
+        if (!body_.empty()) body_ += ", ";
+        body_ += "\"" + k + "\": " + v;
+        return *this;
+    }
+    std::string body_;
+};
+
+// fsync(2) of a closed file by name: what a user who wants the data durable
+// does after closing an HDF5 file (HDF5 has no fsync call of its own).
+inline void fsync_file(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) die("open " + path + ": " + std::strerror(errno));
+    if (::fsync(fd) != 0) die("fsync " + path + ": " + std::strerror(errno));
+    ::close(fd);
+}
+
+// Result of one forked worker, written to a pipe in one write(2) (smaller
+// than PIPE_BUF, so never interleaved with another worker's).
+struct WorkerResult {
+    int index = 0;
+    int ok = 0;
+    double started = 0;   // now() when the worker began (after the barrier)
+    double finished = 0;  // now() when its data was committed / acknowledged
+    double loop = 0;      // seconds of its record loop alone
+};
+
+// Forks `n` workers that wait on a barrier, releases them together, and
+// collects their results. `work(i)` runs in the child and returns its
+// result (its exceptions make the child exit non-zero). Returns the
+// results in index order and the release time in `released`.
+inline std::vector<WorkerResult> run_forked(int n, const std::function<WorkerResult(int)>& work,
+                                            double& released) {
+    int gate[2], results[2];
+    if (::pipe(gate) != 0 || ::pipe(results) != 0) die("pipe failed");
+    std::vector<pid_t> pids;
+    for (int i = 0; i < n; ++i) {
+        pid_t pid = ::fork();
+        if (pid < 0) die("fork failed");
+        if (pid == 0) {
+            ::close(gate[1]);
+            ::close(results[0]);
+            char c;
+            while (::read(gate[0], &c, 1) < 0 && errno == EINTR) {
+            }
+            WorkerResult r;
+            int code = 0;
+            try {
+                r = work(i);
+                r.ok = 1;
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "worker %d: %s\n", i, e.what());
+                code = 1;
+            }
+            r.index = i;
+            if (::write(results[1], &r, sizeof r) != static_cast<ssize_t>(sizeof r)) code = 1;
+            std::fflush(stdout);
+            std::fflush(stderr);
+            std::_Exit(code);
+        }
+        pids.push_back(pid);
+    }
+    ::close(gate[0]);
+    ::close(results[1]);
+    ::usleep(100000);  // let every child reach its read() of the gate
+    released = now();
+    ::close(gate[1]);  // EOF: every worker starts
+    std::vector<WorkerResult> out(n);
+    std::vector<bool> seen(n, false);
+    for (int k = 0; k < n; ++k) {
+        WorkerResult r;
+        ssize_t got = ::read(results[0], &r, sizeof r);
+        if (got != static_cast<ssize_t>(sizeof r)) break;
+        if (r.index >= 0 && r.index < n) {
+            out[r.index] = r;
+            seen[r.index] = true;
+        }
+    }
+    ::close(results[0]);
+    bool failed = false;
+    for (pid_t p : pids) {
+        int status = 0;
+        ::waitpid(p, &status, 0);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) failed = true;
+    }
+    for (int i = 0; i < n; ++i)
+        if (!seen[i] || !out[i].ok) failed = true;
+    if (failed) die("a worker failed");
+    return out;
+}
+
+}  // namespace simsink::bench

@@ -75,6 +75,10 @@ void read_segment_rows(const std::filesystem::path& path, const std::string& dat
 // most 16 MiB). Throws StoreError if the file or dataset cannot be read.
 std::uint32_t dataset_crc32(const std::filesystem::path& path, const std::string& dataset);
 
+// The checksum of segment data stored in the catalog: zlib-compatible CRC-32,
+// chained over the bytes in row order (start with crc_update(0, nullptr, 0)).
+std::uint32_t crc_update(std::uint32_t crc, const void* data, std::size_t bytes);
+
 // fsyncs a directory (after a rename or unlink in it).
 void fsync_directory(const std::filesystem::path& dir);
 

@@ -75,6 +75,30 @@ TEST_CASE("CLI: status, flush, runs --where, show, tail, verify, export", "[inte
     CHECK(verify.status == 0);
     CHECK_THAT(verify.text, Catch::Contains("4 runs"));
 
+    // Six more commits make six small segments; compaction merges them
+    // (and the first one) while every row stays readable, in order.
+    {
+        Run more = client.open_run("cli", {{"kappa", 9.0}, {"method", "euler"}});
+        for (int c = 0; c < 6; ++c) {
+            for (int i = 0; i < 10; ++i) more.record("n", static_cast<std::int64_t>(c * 10 + i));
+            client.flush();
+        }
+        more.close();
+        client.flush();
+    }
+    auto before = proto::Json::parse(run_cli(admin + " campaigns --json").text);
+    auto compact = run_cli(admin + " compact cli");
+    REQUIRE(compact.status == 0);
+    CHECK_THAT(compact.text, Catch::Contains("merged"));
+    auto after = proto::Json::parse(run_cli(admin + " campaigns --json").text);
+    CHECK(before[0]["segments"].get<int>() >= 7);
+    CHECK(after[0]["segments"] == 1);
+    auto merged_tail = run_cli(admin + " tail 5 n -n 60");
+    REQUIRE(merged_tail.status == 0);
+    for (int r = 0; r < 60; ++r)
+        CHECK_THAT(merged_tail.text, Catch::Contains(std::to_string(r) + "\t" + std::to_string(r) + "\n"));
+    CHECK(run_cli(admin + " verify").status == 0);
+
     auto out = daemon.dir() / "export.h5";
     auto exp = run_cli(admin + " export cli -o " + out.string() + " --quiet");
     REQUIRE(exp.status == 0);

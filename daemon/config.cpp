@@ -86,10 +86,12 @@ void apply(Config& c, const std::string& key, const std::string& v) {
     else if (key == "fsync")
         c.fsync = parse_bool(key, v);
     else if (key == "log-level") {
-        static const char* levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+        static const char* levels[] = {"trace", "debug",    "info", "warn",
+                                       "error", "critical", "off"};
         bool ok = false;
         for (auto* l : levels) ok = ok || v == l;
-        if (!ok) throw ConfigError("log-level: '" + v + "' is not one of trace debug info warn error");
+        if (!ok)
+            throw ConfigError("log-level: '" + v + "' is not one of trace debug info warn error");
         c.log_level = v;
     } else
         throw ConfigError("unknown setting '" + key + "' (see simsinkd --help)");
@@ -98,7 +100,8 @@ void apply(Config& c, const std::string& key, const std::string& v) {
 void finish(Config& c) {
     if (c.data_dir.empty()) throw ConfigError("no data directory: give --data-dir DIR");
     if (c.listen.empty()) c.listen.push_back("tcp://127.0.0.1:5555");
-    if (c.admin.empty()) c.admin = "ipc://" + (std::filesystem::absolute(c.data_dir) / "admin.sock").string();
+    if (c.admin.empty())
+        c.admin = "ipc://" + (std::filesystem::absolute(c.data_dir) / "admin.sock").string();
     if (c.buffer_cap < (4u << 20)) throw ConfigError("buffer-cap must be at least 4M");
     if (c.client_window == 0 || c.client_window > c.buffer_cap)
         throw ConfigError("client-window must be between 1 byte and buffer-cap");

@@ -16,12 +16,12 @@ struct Config {
     std::vector<std::string> listen;  // ingest endpoints
     std::string admin;                // admin endpoint; default ipc://<data_dir>/admin.sock
     double commit_interval = 1.0;     // seconds between commits while data is buffered
-    std::uint64_t commit_bytes = 64ull << 20;  // commit early when this much is buffered
-    std::uint64_t buffer_cap = 1ull << 30;     // staged bytes + outstanding credit
+    std::uint64_t commit_bytes = 64ull << 20;   // commit early when this much is buffered
+    std::uint64_t buffer_cap = 1ull << 30;      // staged bytes + outstanding credit
     std::uint64_t client_window = 16ull << 20;  // credit granted ahead to one client
     std::uint64_t max_frame = 1ull << 30;       // ZMQ_MAXMSGSIZE
-    double client_timeout = 10.0;  // silence after which a connection is dropped
-    double lost_timeout = 300.0;   // silence after which a client's running runs are lost
+    double client_timeout = 10.0;               // silence after which a connection is dropped
+    double lost_timeout = 300.0;            // silence after which a client's running runs are lost
     std::size_t compact_min_segments = 16;  // compact a campaign with more small segments
     std::uint64_t compact_small_bytes = 16ull << 20;  // a segment below this is small
     std::uint64_t compact_max_bytes = 256ull << 20;   // input bytes of one merge at most
@@ -31,7 +31,7 @@ struct Config {
 };
 
 class ConfigError : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 

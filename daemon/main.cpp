@@ -18,9 +18,9 @@
 #include "ingest/registry.hpp"
 #include "ingest/server.hpp"
 #include "notify.hpp"
+#include "simsink_config.h"
 #include "writer/committer.hpp"
 #include "writer/recovery.hpp"
-#include "simsink_config.h"
 
 using namespace simsink;
 using namespace simsink::daemon;
@@ -44,9 +44,8 @@ int block_signals() {
 int serve(const Config& config) {
     const int signal_fd = block_signals();
     std::filesystem::create_directories(config.data_dir);
-    const double now = std::chrono::duration<double>(
-                           std::chrono::system_clock::now().time_since_epoch())
-                           .count();
+    const double now =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 
     catalog::Catalog catalog(config.data_dir / "catalog.sqlite");
     auto report = recover(config.data_dir, catalog);
@@ -65,7 +64,8 @@ int serve(const Config& config) {
     committer.start();
     std::string endpoints;
     for (const auto& e : config.listen) endpoints += (endpoints.empty() ? "" : ", ") + e;
-    spdlog::info("simsinkd " SIMSINK_VERSION " ready: ingest {}, admin {}", endpoints, config.admin);
+    spdlog::info("simsinkd " SIMSINK_VERSION " ready: ingest {}, admin {}", endpoints,
+                 config.admin);
     notify::ready();
     notify::status("serving " + endpoints);
     server.run(committer, signal_fd);

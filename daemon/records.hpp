@@ -21,9 +21,9 @@ enum class StreamKind { stream, array };
 
 // One contiguous piece of a stream's rows stored in a segment file.
 struct Extent {
-    std::string file;          // segment file, relative to the data directory
-                               // ("<campaign>/seg-<n>.h5")
-    std::string dataset;       // dataset path inside the segment ("/s17")
+    std::string file;           // segment file, relative to the data directory
+                                // ("<campaign>/seg-<n>.h5")
+    std::string dataset;        // dataset path inside the segment ("/s17")
     std::uint64_t src_row = 0;  // first row inside that dataset
     std::uint64_t dst_row = 0;  // first row of the stream it holds
     std::uint64_t rows = 0;
@@ -35,8 +35,8 @@ struct StreamView {
     std::string key;  // "state/y"
     StreamKind kind = StreamKind::stream;
     DType dtype = DType::float64;
-    Shape shape;  // row shape (stream) or full shape (array)
-    std::uint64_t rows = 0;  // committed rows (array: 1 once written)
+    Shape shape;                  // row shape (stream) or full shape (array)
+    std::uint64_t rows = 0;       // committed rows (array: 1 once written)
     std::vector<Extent> extents;  // ordered by dst_row, covering [0, rows)
     Json attrs = Json::object();
 };

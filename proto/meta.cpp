@@ -4,7 +4,9 @@ namespace simsink::proto {
 
 namespace {
 
-[[noreturn]] void bad(const std::string& msg) { throw ProtocolError(ErrorCode::bad_meta, msg); }
+[[noreturn]] void bad(const std::string& msg) {
+    throw ProtocolError(ErrorCode::bad_meta, msg);
+}
 
 }  // namespace
 
@@ -17,13 +19,11 @@ Json parse_meta(std::span<const std::uint8_t> f) {
     try {
         // The callback sees the depth of every element before it is stored,
         // so a hostile, deeply nested document is refused early.
-        j = Json::parse(f.begin(), f.end(),
-                        [](int depth, Json::parse_event_t, Json&) {
-                            if (depth > kMaxMetaDepth)
-                                bad("metadata JSON nested deeper than " +
-                                    std::to_string(kMaxMetaDepth));
-                            return true;
-                        });
+        j = Json::parse(f.begin(), f.end(), [](int depth, Json::parse_event_t, Json&) {
+            if (depth > kMaxMetaDepth)
+                bad("metadata JSON nested deeper than " + std::to_string(kMaxMetaDepth));
+            return true;
+        });
     } catch (const Json::exception& e) {
         bad(std::string("metadata is not valid JSON: ") + e.what());
     }
@@ -37,7 +37,8 @@ std::string dump_meta(const Json& j) {
 
 const std::string& get_string(const Json& o, const char* key) {
     auto it = o.find(key);
-    if (it == o.end() || !it->is_string()) bad(std::string("metadata member '") + key + "' must be a string");
+    if (it == o.end() || !it->is_string())
+        bad(std::string("metadata member '") + key + "' must be a string");
     return it->get_ref<const std::string&>();
 }
 
@@ -98,8 +99,8 @@ void check_fields(const Json& fields, const char* what) {
             if (all_num || all_str) continue;
             bad(std::string(what) + " '" + k + "' must be an array of numbers or of strings");
         }
-        bad(std::string(what) + " '" + k +
-            "' must be a number, bool, string or flat array (got " + v.type_name() + ")");
+        bad(std::string(what) + " '" + k + "' must be a number, bool, string or flat array (got " +
+            v.type_name() + ")");
     }
 }
 

@@ -19,48 +19,36 @@ struct TypeName {
 };
 
 constexpr std::array<TypeName, 19> kTypeNames{{
-    {MsgType::hello, "HELLO"},         {MsgType::ping, "PING"},
-    {MsgType::flush, "FLUSH"},         {MsgType::want, "WANT"},
+    {MsgType::hello, "HELLO"},
+    {MsgType::ping, "PING"},
+    {MsgType::flush, "FLUSH"},
+    {MsgType::want, "WANT"},
     {MsgType::bye, "BYE"},
-    {MsgType::open_run, "OPEN_RUN"},   {MsgType::declare, "DECLARE"},
-    {MsgType::append, "APPEND"},       {MsgType::set_attrs, "SET_ATTRS"},
-    {MsgType::close_run, "CLOSE_RUN"}, {MsgType::status, "STATUS"},
-    {MsgType::commit, "COMMIT"},       {MsgType::compact, "COMPACT"},
-    {MsgType::welcome, "WELCOME"},     {MsgType::ack, "ACK"},
-    {MsgType::credit, "CREDIT"},       {MsgType::error, "ERROR"},
-    {MsgType::pong, "PONG"},           {MsgType::reply, "REPLY"},
+    {MsgType::open_run, "OPEN_RUN"},
+    {MsgType::declare, "DECLARE"},
+    {MsgType::append, "APPEND"},
+    {MsgType::set_attrs, "SET_ATTRS"},
+    {MsgType::close_run, "CLOSE_RUN"},
+    {MsgType::status, "STATUS"},
+    {MsgType::commit, "COMMIT"},
+    {MsgType::compact, "COMPACT"},
+    {MsgType::welcome, "WELCOME"},
+    {MsgType::ack, "ACK"},
+    {MsgType::credit, "CREDIT"},
+    {MsgType::error, "ERROR"},
+    {MsgType::pong, "PONG"},
+    {MsgType::reply, "REPLY"},
 }};
 
 // Indexed by ErrorCode value.
 constexpr std::array<std::string_view, 29> kErrorNames{{
-    "OK",
-    "BAD_FRAME",
-    "BAD_MAGIC",
-    "BAD_VERSION",
-    "BAD_TYPE",
-    "BAD_META",
-    "NEED_HELLO",
-    "OUT_OF_ORDER",
-    "UNKNOWN_RUN",
-    "UNKNOWN_STREAM",
-    "RUN_CLOSED",
-    "BAD_NAME",
-    "BAD_DTYPE",
-    "BAD_SHAPE",
-    "DTYPE_MISMATCH",
-    "SHAPE_MISMATCH",
-    "ROW_SIZE",
-    "ARRAY_EXISTS",
-    "TOO_LARGE",
-    "CREDIT_EXCEEDED",
-    "DISK_FULL",
-    "IO_ERROR",
-    "SHUTTING_DOWN",
-    "INTERNAL",
-    "TIMEOUT",
-    "BUSY",
-    "CLOSED",
-    "BAD_ARGUMENT",
+    "OK",          "BAD_FRAME",      "BAD_MAGIC",      "BAD_VERSION",
+    "BAD_TYPE",    "BAD_META",       "NEED_HELLO",     "OUT_OF_ORDER",
+    "UNKNOWN_RUN", "UNKNOWN_STREAM", "RUN_CLOSED",     "BAD_NAME",
+    "BAD_DTYPE",   "BAD_SHAPE",      "DTYPE_MISMATCH", "SHAPE_MISMATCH",
+    "ROW_SIZE",    "ARRAY_EXISTS",   "TOO_LARGE",      "CREDIT_EXCEEDED",
+    "DISK_FULL",   "IO_ERROR",       "SHUTTING_DOWN",  "INTERNAL",
+    "TIMEOUT",     "BUSY",           "CLOSED",         "BAD_ARGUMENT",
     "DUPLICATE",
 }};
 
@@ -110,17 +98,18 @@ Header decode_header(std::span<const std::uint8_t> f) {
     if (std::memcmp(f.data(), kMagic, 4) != 0)
         throw ProtocolError(ErrorCode::bad_magic, "header frame does not start with 'SSNK'");
     if (f[4] != kVersion)
-        throw ProtocolError(ErrorCode::bad_version,
-                            "protocol version " + std::to_string(f[4]) + " not supported (this is " +
-                                std::to_string(kVersion) + ")");
+        throw ProtocolError(ErrorCode::bad_version, "protocol version " + std::to_string(f[4]) +
+                                                        " not supported (this is " +
+                                                        std::to_string(kVersion) + ")");
     Header h;
     h.type = static_cast<MsgType>(f[5]);
     if (!is_known(h.type))
-        throw ProtocolError(ErrorCode::bad_type, "unknown message type 0x" + [&] {
-            char buf[3];
-            std::snprintf(buf, sizeof buf, "%02x", f[5]);
-            return std::string(buf);
-        }());
+        throw ProtocolError(
+            ErrorCode::bad_type, "unknown message type 0x" + [&] {
+                char buf[3];
+                std::snprintf(buf, sizeof buf, "%02x", f[5]);
+                return std::string(buf);
+            }());
     h.flags = get_u16(f.data() + 6);
     if (h.flags & ~kFlagMeta)
         throw ProtocolError(ErrorCode::bad_frame, "reserved header flag bits are set");
@@ -170,8 +159,8 @@ std::vector<BlockEntry> decode_block_table(std::span<const std::uint8_t> f) {
 namespace {
 
 bool is_key_char(char c) noexcept {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == '-' || c == '+';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-' || c == '+';
 }
 
 std::string quoted(std::string_view s) {

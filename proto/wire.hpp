@@ -70,34 +70,34 @@ std::vector<std::uint8_t> encode_header(const Header& h);
 // returned (negated) by the C API. Never renumber.
 enum class ErrorCode : int {
     ok = 0,
-    bad_frame = 1,       // wrong frame count or size, bad block table
+    bad_frame = 1,  // wrong frame count or size, bad block table
     bad_magic = 2,
     bad_version = 3,
-    bad_type = 4,        // unknown or misplaced message type
-    bad_meta = 5,        // metadata JSON invalid, too big, too deep, wrong members
-    need_hello = 6,      // no HELLO on this connection since the daemon started
-    out_of_order = 7,    // sequence gap; metadata "expected" says where to resume
+    bad_type = 4,      // unknown or misplaced message type
+    bad_meta = 5,      // metadata JSON invalid, too big, too deep, wrong members
+    need_hello = 6,    // no HELLO on this connection since the daemon started
+    out_of_order = 7,  // sequence gap; metadata "expected" says where to resume
     unknown_run = 8,
     unknown_stream = 9,
     run_closed = 10,
-    bad_name = 11,       // campaign, key, param or attribute name invalid
+    bad_name = 11,  // campaign, key, param or attribute name invalid
     bad_dtype = 12,
     bad_shape = 13,
     dtype_mismatch = 14,
     shape_mismatch = 15,
-    row_size = 16,       // payload length != rows x row bytes
-    array_exists = 17,   // second write to a write-once array
-    too_large = 18,      // message, frame or request past a daemon limit
+    row_size = 16,      // payload length != rows x row bytes
+    array_exists = 17,  // second write to a write-once array
+    too_large = 18,     // message, frame or request past a daemon limit
     credit_exceeded = 19,
     disk_full = 20,
     io_error = 21,
     shutting_down = 22,
     internal = 23,
-    timeout = 24,        // client side: no answer in time
-    busy = 25,           // client side: non-blocking call would block
-    closed = 26,         // client side: object already closed
-    bad_argument = 27,   // client side: invalid argument to an API call
-    duplicate = 28,      // stream or run handle declared twice
+    timeout = 24,       // client side: no answer in time
+    busy = 25,          // client side: non-blocking call would block
+    closed = 26,        // client side: object already closed
+    bad_argument = 27,  // client side: invalid argument to an API call
+    duplicate = 28,     // stream or run handle declared twice
 };
 
 std::string_view name(ErrorCode c) noexcept;  // "DTYPE_MISMATCH", ...
@@ -106,12 +106,12 @@ std::optional<ErrorCode> parse_error_code(std::string_view name) noexcept;
 // A protocol violation found while decoding; the receiver turns it into an
 // ERROR reply (daemon) or an exception (client).
 class ProtocolError : public std::runtime_error {
-public:
+  public:
     ProtocolError(ErrorCode code, const std::string& what)
         : std::runtime_error(what), code_(code) {}
     ErrorCode code() const noexcept { return code_; }
 
-private:
+  private:
     ErrorCode code_;
 };
 

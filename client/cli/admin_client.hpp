@@ -13,17 +13,17 @@ namespace simsink::cli {
 
 // The daemon answered ERROR, or did not answer in time (code timeout).
 class AdminError : public std::runtime_error {
-public:
+  public:
     AdminError(proto::ErrorCode code, const std::string& what)
         : std::runtime_error(what), code_(code) {}
     proto::ErrorCode code() const noexcept { return code_; }
 
-private:
+  private:
     proto::ErrorCode code_;
 };
 
 class AdminClient {
-public:
+  public:
     explicit AdminClient(std::string endpoint);
     ~AdminClient();
 
@@ -33,7 +33,7 @@ public:
 
     const std::string& endpoint() const { return endpoint_; }
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
     std::string endpoint_;

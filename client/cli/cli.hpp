@@ -15,14 +15,14 @@ namespace simsink::cli {
 
 // A usage mistake: printed with a hint to --help, exit status 2.
 class UsageError : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
 struct Context {
-    std::string admin;  // admin endpoint
+    std::string admin;                              // admin endpoint
     std::optional<std::filesystem::path> data_dir;  // --data-dir, or asked from the daemon
-    double timeout = 10;  // seconds to wait for the daemon
+    double timeout = 10;                            // seconds to wait for the daemon
 
     // The data directory: --data-dir, $SIMSINK_DATA_DIR, or the daemon's answer.
     std::filesystem::path resolve_data_dir();
@@ -31,13 +31,13 @@ struct Context {
 // Minimal argument parser for one command: flags with values, boolean
 // switches and positionals; unknown flags are a UsageError naming them.
 class Args {
-public:
+  public:
     Args(std::vector<std::string> args) : args_(std::move(args)) {}
     bool flag(const std::string& name);  // --json
     std::optional<std::string> value(const std::string& name, const std::string& alias = {});
     std::vector<std::string> positionals(std::size_t min, std::size_t max, const char* what);
 
-private:
+  private:
     std::vector<std::string> args_;
 };
 

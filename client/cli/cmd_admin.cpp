@@ -25,8 +25,8 @@ int cmd_status(Context& ctx, Args& args) {
     }
     const auto& rc = s["received"];
     const auto& cm = s["committed"];
-    std::cout << "simsinkd " << s.value("version", "?") << ", pid " << s.value("pid", 0)
-              << ", up " << static_cast<long>(s.value("uptime", 0.0)) << " s\n"
+    std::cout << "simsinkd " << s.value("version", "?") << ", pid " << s.value("pid", 0) << ", up "
+              << static_cast<long>(s.value("uptime", 0.0)) << " s\n"
               << "state:      " << s.value("state", "?") << "\n"
               << "data dir:   " << s.value("data_dir", "?") << "\n"
               << "clients:    " << s["clients"].value("connected", 0) << " connected, "
@@ -77,9 +77,8 @@ int cmd_compact(Context& ctx, Args& args) {
     proto::Json meta = proto::Json::object();
     if (!pos.empty()) meta["campaign"] = pos[0];
     auto r = admin.request(proto::MsgType::compact, &meta, ms(std::max(ctx.timeout, 600.0)));
-    std::cout << "merged " << r.value("merged", 0) << " segments: "
-              << r.value("segments_before", 0) << " -> " << r.value("segments_after", 0)
-              << " segment files\n";
+    std::cout << "merged " << r.value("merged", 0) << " segments: " << r.value("segments_before", 0)
+              << " -> " << r.value("segments_after", 0) << " segment files\n";
     return 0;
 }
 

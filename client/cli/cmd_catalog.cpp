@@ -50,16 +50,36 @@ void put_number(std::ostringstream& o, const std::uint8_t* p) {
 // One element of `dtype` at p, as text.
 void put_element(std::ostringstream& o, DType t, const std::uint8_t* p) {
     switch (t) {
-        case DType::int8: put_number<std::int8_t>(o, p); break;
-        case DType::int16: put_number<std::int16_t>(o, p); break;
-        case DType::int32: put_number<std::int32_t>(o, p); break;
-        case DType::int64: put_number<std::int64_t>(o, p); break;
-        case DType::uint8: put_number<std::uint8_t>(o, p); break;
-        case DType::uint16: put_number<std::uint16_t>(o, p); break;
-        case DType::uint32: put_number<std::uint32_t>(o, p); break;
-        case DType::uint64: put_number<std::uint64_t>(o, p); break;
-        case DType::float32: put_number<float>(o, p); break;
-        case DType::float64: put_number<double>(o, p); break;
+        case DType::int8:
+            put_number<std::int8_t>(o, p);
+            break;
+        case DType::int16:
+            put_number<std::int16_t>(o, p);
+            break;
+        case DType::int32:
+            put_number<std::int32_t>(o, p);
+            break;
+        case DType::int64:
+            put_number<std::int64_t>(o, p);
+            break;
+        case DType::uint8:
+            put_number<std::uint8_t>(o, p);
+            break;
+        case DType::uint16:
+            put_number<std::uint16_t>(o, p);
+            break;
+        case DType::uint32:
+            put_number<std::uint32_t>(o, p);
+            break;
+        case DType::uint64:
+            put_number<std::uint64_t>(o, p);
+            break;
+        case DType::float32:
+            put_number<float>(o, p);
+            break;
+        case DType::float64:
+            put_number<double>(o, p);
+            break;
         case DType::complex64:
             put_number<float>(o, p);
             o << "+";
@@ -72,7 +92,9 @@ void put_element(std::ostringstream& o, DType t, const std::uint8_t* p) {
             put_number<double>(o, p + 8);
             o << "j";
             break;
-        case DType::boolean: o << (*p ? "true" : "false"); break;
+        case DType::boolean:
+            o << (*p ? "true" : "false");
+            break;
     }
 }
 
@@ -121,8 +143,8 @@ int cmd_campaigns(Context& ctx, Args& args) {
         auto segs = cat.segments(c);
         std::uint64_t bytes = 0;
         for (const auto& s : segs) bytes += s.bytes;
-        out.push_back({{"campaign", c}, {"runs", runs.size()}, {"segments", segs.size()},
-                       {"bytes", bytes}});
+        out.push_back(
+            {{"campaign", c}, {"runs", runs.size()}, {"segments", segs.size()}, {"bytes", bytes}});
     }
     if (json) {
         std::cout << out.dump(2) << "\n";
@@ -130,8 +152,8 @@ int cmd_campaigns(Context& ctx, Args& args) {
     }
     std::cout << "campaign\truns\tsegments\tsize\n";
     for (const auto& c : out)
-        std::cout << c["campaign"].get<std::string>() << "\t" << c["runs"] << "\t"
-                  << c["segments"] << "\t" << format_bytes(c["bytes"].get<double>()) << "\n";
+        std::cout << c["campaign"].get<std::string>() << "\t" << c["runs"] << "\t" << c["segments"]
+                  << "\t" << format_bytes(c["bytes"].get<double>()) << "\n";
     return 0;
 }
 
@@ -154,9 +176,15 @@ int cmd_runs(Context& ctx, Args& args) {
     if (json) {
         proto::Json out = proto::Json::array();
         for (const auto& r : rows)
-            out.push_back({{"id", r.run_id}, {"campaign", r.campaign}, {"status", r.status},
-                           {"host", r.host}, {"pid", r.pid}, {"started", r.started},
-                           {"ended", r.ended}, {"reason", r.reason}, {"params", r.params},
+            out.push_back({{"id", r.run_id},
+                           {"campaign", r.campaign},
+                           {"status", r.status},
+                           {"host", r.host},
+                           {"pid", r.pid},
+                           {"started", r.started},
+                           {"ended", r.ended},
+                           {"reason", r.reason},
+                           {"params", r.params},
                            {"results", r.results}});
         std::cout << out.dump(2) << "\n";
         return 0;
@@ -223,10 +251,10 @@ int cmd_show(Context& ctx, Args& args) {
                                {"shape", s.shape},
                                {"rows", s.rows},
                                {"attrs", s.attrs}});
-        proto::Json out = {{"id", v.run_id},      {"campaign", v.campaign}, {"status", v.status},
-                           {"host", v.host},      {"pid", v.pid},           {"started", v.started},
-                           {"ended", v.ended},    {"reason", v.reason},     {"params", v.params},
-                           {"results", v.results}, {"attrs", v.attrs},      {"streams", streams}};
+        proto::Json out = {{"id", v.run_id},       {"campaign", v.campaign}, {"status", v.status},
+                           {"host", v.host},       {"pid", v.pid},           {"started", v.started},
+                           {"ended", v.ended},     {"reason", v.reason},     {"params", v.params},
+                           {"results", v.results}, {"attrs", v.attrs},       {"streams", streams}};
         std::cout << out.dump(2) << "\n";
         return 0;
     }
@@ -237,7 +265,8 @@ int cmd_show(Context& ctx, Args& args) {
     auto fields = [](const char* title, const proto::Json& j) {
         if (j.empty()) return;
         std::cout << title << ":\n";
-        for (const auto& [k, val] : j.items()) std::cout << "  " << k << " = " << format_value(val) << "\n";
+        for (const auto& [k, val] : j.items())
+            std::cout << "  " << k << " = " << format_value(val) << "\n";
     };
     fields("params", v.params);
     fields("results", v.results);
@@ -248,8 +277,7 @@ int cmd_show(Context& ctx, Args& args) {
                   << proto::name(s.dtype) << " ";
         std::cout << "(";
         if (s.kind == StreamKind::stream) std::cout << s.rows << (s.shape.empty() ? "," : ", ");
-        for (std::size_t i = 0; i < s.shape.size(); ++i)
-            std::cout << (i ? ", " : "") << s.shape[i];
+        for (std::size_t i = 0; i < s.shape.size(); ++i) std::cout << (i ? ", " : "") << s.shape[i];
         std::cout << ")";
         if (!s.attrs.empty()) std::cout << "  " << s.attrs.dump();
         std::cout << "\n";
@@ -272,7 +300,8 @@ int cmd_tail(Context& ctx, Args& args) {
         return std::nullopt;
     };
     auto s = find();
-    if (!s && !follow) throw std::runtime_error("run " + pos[0] + " has no stream '" + pos[1] + "'");
+    if (!s && !follow)
+        throw std::runtime_error("run " + pos[0] + " has no stream '" + pos[1] + "'");
     std::uint64_t shown = 0;
     if (s) {
         shown = s->rows > n ? s->rows - n : 0;

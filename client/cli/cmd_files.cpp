@@ -1,8 +1,8 @@
 // Commands over the files of a data directory: export, verify.
 #include <unistd.h>
 
-#include <iostream>
 #include <chrono>
+#include <iostream>
 #include <map>
 #include <thread>
 
@@ -99,7 +99,8 @@ int cmd_verify(Context& ctx, Args& args) {
                 }
                 if (next != s.rows)
                     problem("run " + std::to_string(id) + " '" + s.key + "': catalog says " +
-                            std::to_string(s.rows) + " rows, segments hold " + std::to_string(next));
+                            std::to_string(s.rows) + " rows, segments hold " +
+                            std::to_string(next));
             }
             if (!store::check_run_view(data_dir, v).empty()) lagging.emplace_back(std::move(v));
         }
@@ -114,7 +115,8 @@ int cmd_verify(Context& ctx, Args& args) {
             auto found = store::check_run_view(data_dir, v, /*at_least=*/true);
             if (found.empty()) continue;
             if (attempt == 5)
-                for (const auto& p : found) problem("run " + std::to_string(v.run_id) + " view: " + p);
+                for (const auto& p : found)
+                    problem("run " + std::to_string(v.run_id) + " view: " + p);
             still.push_back(std::move(v));
         }
         lagging = std::move(still);

@@ -103,8 +103,8 @@ const std::vector<Command>& commands() {
          "Usage: simsink compact [CAMPAIGN]\n\nMerges small segment files into larger ones; views "
          "stay valid throughout.\n",
          cmd_compact},
-        {"campaigns", "list campaigns with their run counts",
-         "Usage: simsink campaigns [--json]\n", cmd_campaigns},
+        {"campaigns", "list campaigns with their run counts", "Usage: simsink campaigns [--json]\n",
+         cmd_campaigns},
         {"runs", "list and query runs by params, results and status",
          "Usage: simsink runs [--campaign C] [--status S] [--where EXPR] [--limit N]\n"
          "                    [--columns a,b,...] [--json | --csv]\n\n"

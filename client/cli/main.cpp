@@ -12,13 +12,17 @@ using namespace simsink::cli;
 namespace {
 
 void print_help() {
-    std::cout << "Usage: simsink [--admin ENDPOINT] [--data-dir DIR] [--timeout S] COMMAND [ARGS]\n\n"
-                 "The simsink command-line tool: daemon status and control, and queries over a\n"
-                 "data directory (catalog and HDF5 files).\n\nCommands:\n";
-    for (const auto& c : commands()) std::cout << "  " << c.name << std::string(11 - std::string(c.name).size(), ' ') << c.summary << "\n";
+    std::cout
+        << "Usage: simsink [--admin ENDPOINT] [--data-dir DIR] [--timeout S] COMMAND [ARGS]\n\n"
+           "The simsink command-line tool: daemon status and control, and queries over a\n"
+           "data directory (catalog and HDF5 files).\n\nCommands:\n";
+    for (const auto& c : commands())
+        std::cout << "  " << c.name << std::string(11 - std::string(c.name).size(), ' ')
+                  << c.summary << "\n";
     std::cout << "\nGlobal options:\n"
                  "  --admin ENDPOINT  daemon admin socket (default $SIMSINK_ADMIN or\n"
-                 "                    " SIMSINK_DEFAULT_ADMIN ")\n"
+                 "                    " SIMSINK_DEFAULT_ADMIN
+                 ")\n"
                  "  --data-dir DIR    data directory to read (default $SIMSINK_DATA_DIR, or ask\n"
                  "                    the daemon)\n"
                  "  --timeout S       seconds to wait for the daemon (default 10)\n"

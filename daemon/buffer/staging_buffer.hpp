@@ -50,7 +50,7 @@ struct PendingCommit {
     std::vector<catalog::StreamDeclare> declares;
     std::vector<catalog::AttrUpdate> attrs;
     std::vector<catalog::RunClose> closes;
-    std::map<std::int64_t, StagedRows> rows;  // by stream id
+    std::map<std::int64_t, StagedRows> rows;                 // by stream id
     std::map<std::string, catalog::ClientProgress> clients;  // by client id
     std::uint64_t bytes = 0;  // payload bytes counted in StagingBuffer::bytes()
     std::uint64_t row_count = 0;
@@ -64,7 +64,7 @@ struct PendingCommit {
 };
 
 class StagingBuffer {
-public:
+  public:
     void stage_open(catalog::RunOpen open);
     void stage_declare(catalog::StreamDeclare declare);
     void stage_attrs(catalog::AttrUpdate attrs);
@@ -81,11 +81,11 @@ public:
     // Called by the writer after a successful commit of `bytes`.
     void release(std::uint64_t bytes) noexcept { bytes_.fetch_sub(bytes); }
 
-    std::uint64_t bytes() const noexcept { return bytes_.load(); }   // staged + in commit
-    std::uint64_t staged_bytes() const;  // not yet taken
+    std::uint64_t bytes() const noexcept { return bytes_.load(); }  // staged + in commit
+    std::uint64_t staged_bytes() const;                             // not yet taken
     bool has_staged() const;
 
-private:
+  private:
     mutable std::mutex mutex_;
     PendingCommit current_;
     std::atomic<std::uint64_t> bytes_{0};

@@ -29,14 +29,14 @@ namespace simsink::catalog {
 // was doing. `system_errno` is the OS error behind an SQLITE_IOERR (from
 // sqlite3_system_errno), 0 otherwise.
 class CatalogError : public std::runtime_error {
-public:
+  public:
     CatalogError(const std::string& what, int sqlite_code, int system_errno = 0)
         : std::runtime_error(what), code_(sqlite_code), errno_(system_errno) {}
     int sqlite_code() const noexcept { return code_; }
     int system_errno() const noexcept { return errno_; }
     bool disk_full() const noexcept;  // SQLITE_FULL or an I/O error for ENOSPC
 
-private:
+  private:
     int code_;
     int errno_;
 };
@@ -51,7 +51,7 @@ struct RunOpen {
     std::string host;
     std::int64_t pid = 0;
     double started = 0;
-    std::string client_id;  // hex
+    std::string client_id;     // hex
     std::uint32_t handle = 0;  // the client's run handle
 };
 
@@ -167,7 +167,7 @@ struct SegmentSummary {
 // ---- the catalog ---------------------------------------------------------------
 
 class Catalog {
-public:
+  public:
     enum class Mode { read_write, read_only };
 
     // read_write creates the file and schema if missing (WAL, synchronous=FULL).
@@ -206,7 +206,7 @@ public:
     // Raw handle for the read-side query module (catalog/query.hpp).
     sqlite3* handle() const noexcept;
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

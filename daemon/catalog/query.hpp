@@ -12,7 +12,7 @@ namespace simsink::catalog {
 
 // A --where expression that could not be parsed or names nothing queryable.
 class QueryError : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 

@@ -57,7 +57,7 @@ bool CreditGate::want(const std::string& client, std::uint64_t limit) {
 }
 
 std::vector<std::pair<std::string, std::uint64_t>> CreditGate::grants(std::uint64_t buffered,
-                                                                       const std::string* only) {
+                                                                      const std::string* only) {
     std::vector<std::pair<std::string, std::uint64_t>> out;
     if (only) {
         auto it = conns_.find(*only);

@@ -14,7 +14,7 @@
 namespace simsink::daemon {
 
 class CreditGate {
-public:
+  public:
     CreditGate(std::uint64_t cap, std::uint64_t window) : cap_(cap), window_(window) {}
 
     // A client said HELLO: starts its count at 0 and returns its first limit
@@ -48,7 +48,7 @@ public:
     // windows never hold the whole cap hostage.
     std::uint64_t window() const noexcept;
 
-private:
+  private:
     struct Conn {
         std::uint64_t received = 0;
         std::uint64_t limit = 0;

@@ -114,6 +114,8 @@ std::size_t Registry::open_runs() const {
     return n;
 }
 
-std::size_t Registry::connected() const { return routing_.size(); }
+std::size_t Registry::connected() const {
+    return routing_.size();
+}
 
 }  // namespace simsink::daemon

@@ -42,8 +42,8 @@ struct RunHandle {
 
 struct ClientState {
     std::string client_id;
-    std::uint64_t expected = 1;   // next sequence number accepted
-    std::uint64_t committed = 0;  // highest durable sequence number
+    std::uint64_t expected = 1;      // next sequence number accepted
+    std::uint64_t committed = 0;     // highest durable sequence number
     std::uint64_t gap_reported = 0;  // `expected` for which OUT_OF_ORDER was sent
     std::map<std::uint32_t, RunHandle> runs;
     std::map<std::uint32_t, std::int64_t> streams;
@@ -54,7 +54,7 @@ struct ClientState {
 };
 
 class Registry {
-public:
+  public:
     // `now` is the daemon start: loaded clients get lost_timeout from then on.
     void load(const catalog::LoadedState& state, double now);
 
@@ -77,7 +77,7 @@ public:
     std::size_t open_runs() const;
     std::size_t connected() const;
 
-private:
+  private:
     std::unordered_map<std::string, ClientState> clients_;
     std::unordered_map<std::string, std::string> routing_;  // routing id -> client id
     std::map<std::int64_t, RunState> runs_;

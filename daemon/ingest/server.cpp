@@ -111,7 +111,8 @@ struct Server::Impl {
         // A peer that vanished makes ROUTER drop the message; never block.
         s.send(zmq::buffer(rid), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
         if (meta) {
-            s.send(zmq::buffer(hdr, sizeof hdr), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+            s.send(zmq::buffer(hdr, sizeof hdr),
+                   zmq::send_flags::sndmore | zmq::send_flags::dontwait);
             auto text = proto::dump_meta(*meta);
             s.send(zmq::buffer(text), zmq::send_flags::dontwait);
         } else {
@@ -175,8 +176,9 @@ struct Server::Impl {
                 auto h = proto::decode_header(bytes_of(frames[1]));
                 number = h.number;
                 if (too_many)
-                    throw ProtocolError(ErrorCode::bad_frame, "message has more frames than any "
-                                                              "valid message (4099)");
+                    throw ProtocolError(ErrorCode::bad_frame,
+                                        "message has more frames than any "
+                                        "valid message (4099)");
                 on_ingest(rid, h);
             } catch (const ProtocolError& e) {
                 send_error(ingest, rid, number, e.code(), e.what());
@@ -197,10 +199,9 @@ struct Server::Impl {
     void expect_frames(const Header& h, std::size_t n) {
         // `frames` holds the routing id, then the message.
         if (frames.size() - 1 != n)
-            throw ProtocolError(ErrorCode::bad_frame,
-                                std::string(proto::name(h.type)) + " has " +
-                                    std::to_string(frames.size() - 1) + " frames, expected " +
-                                    std::to_string(n));
+            throw ProtocolError(ErrorCode::bad_frame, std::string(proto::name(h.type)) + " has " +
+                                                          std::to_string(frames.size() - 1) +
+                                                          " frames, expected " + std::to_string(n));
     }
 
     void on_ingest(const std::string& rid, const Header& h) {
@@ -230,7 +231,8 @@ struct Server::Impl {
                     throw ProtocolError(ErrorCode::too_large,
                                         "WANT for a limit of " + std::to_string(h.number) +
                                             " bytes: the message does not fit in the daemon's "
-                                            "buffer cap of " + std::to_string(gate.cap()));
+                                            "buffer cap of " +
+                                            std::to_string(gate.cap()));
                 for (auto& [id, limit] : gate.grants(buffer.bytes(), &c->client_id))
                     send_credit(id, limit);
                 return;
@@ -270,18 +272,14 @@ struct Server::Impl {
             c.pid = it->get<std::int64_t>();
         c.last_seen = now;
         c.gap_reported = 0;
-        if (stopping)
-            throw ProtocolError(ErrorCode::shutting_down, "the daemon is stopping");
+        if (stopping) throw ProtocolError(ErrorCode::shutting_down, "the daemon is stopping");
         auto credit = gate.connect(id, buffer.bytes());
         proto::Json runs = proto::Json::object();
         for (const auto& [handle, r] : c.runs)
             if (r.committed) runs[std::to_string(handle)] = r.run_id;
-        proto::Json w = {{"daemon", daemon_id},
-                         {"expected", c.expected},
-                         {"credit", credit},
-                         {"runs", runs},
-                         {"max_frame", config.max_frame},
-                         {"version", SIMSINK_VERSION}};
+        proto::Json w = {
+            {"daemon", daemon_id}, {"expected", c.expected},        {"credit", credit},
+            {"runs", runs},        {"max_frame", config.max_frame}, {"version", SIMSINK_VERSION}};
         send(ingest, rid, Header{MsgType::welcome, 0, c.committed}, &w);
         spdlog::debug("client {} ({} pid {}) connected, expected seq {}", id, c.host, c.pid,
                       c.expected);
@@ -315,12 +313,23 @@ struct Server::Impl {
         c.gap_reported = 0;
         try {
             switch (h.type) {
-                case MsgType::open_run: on_open_run(c, h, now); break;
-                case MsgType::declare: on_declare(c, h); break;
-                case MsgType::append: on_append(c, h); break;
-                case MsgType::set_attrs: on_set_attrs(c, h); break;
-                case MsgType::close_run: on_close_run(c, h, now); break;
-                default: break;
+                case MsgType::open_run:
+                    on_open_run(c, h, now);
+                    break;
+                case MsgType::declare:
+                    on_declare(c, h);
+                    break;
+                case MsgType::append:
+                    on_append(c, h);
+                    break;
+                case MsgType::set_attrs:
+                    on_set_attrs(c, h);
+                    break;
+                case MsgType::close_run:
+                    on_close_run(c, h, now);
+                    break;
+                default:
+                    break;
             }
         } catch (const ProtocolError& e) {
             // The seq is consumed: a rejected message is processed, not lost.
@@ -399,17 +408,19 @@ struct Server::Impl {
         const std::string where = "'" + key + "' of run " + std::to_string(run.run_id);
         if (auto* existing = registry.stream(run.run_id, key)) {
             if (existing->kind != kind)
-                throw ProtocolError(ErrorCode::dtype_mismatch,
-                                    where + " is already a" +
-                                        (existing->kind == StreamKind::array ? "n array" : " stream"));
+                throw ProtocolError(
+                    ErrorCode::dtype_mismatch,
+                    where + " is already a" +
+                        (existing->kind == StreamKind::array ? "n array" : " stream"));
             if (existing->dtype != dtype)
                 throw ProtocolError(ErrorCode::dtype_mismatch,
-                                    where + " has dtype " + std::string(proto::name(existing->dtype)) +
-                                        ", not " + std::string(proto::name(dtype)));
+                                    where + " has dtype " +
+                                        std::string(proto::name(existing->dtype)) + ", not " +
+                                        std::string(proto::name(dtype)));
             if (existing->shape != shape)
-                throw ProtocolError(ErrorCode::shape_mismatch,
-                                    where + " has another " +
-                                        (kind == StreamKind::array ? "shape" : "row shape"));
+                throw ProtocolError(
+                    ErrorCode::shape_mismatch,
+                    where + " has another " + (kind == StreamKind::array ? "shape" : "row shape"));
         }
         if (auto it = c.streams.find(sh); it != c.streams.end()) {
             auto* bound = registry.stream(it->second);
@@ -451,7 +462,8 @@ struct Server::Impl {
                                         std::to_string(b.stream) + " was never declared");
             auto* st = registry.stream(it->second);
             auto* run = st ? registry.run(st->run_id) : nullptr;
-            if (!st || !run) throw ProtocolError(ErrorCode::internal, "stream handle maps to nothing");
+            if (!st || !run)
+                throw ProtocolError(ErrorCode::internal, "stream handle maps to nothing");
             const std::string where = "'" + st->key + "' of run " + std::to_string(run->run_id);
             if (!run->open) throw ProtocolError(ErrorCode::run_closed, where + ": run is closed");
             const auto payload = frames[3 + i].size();
@@ -463,7 +475,8 @@ struct Server::Impl {
                                         std::to_string(st->row_bytes));
             if (st->kind == StreamKind::array) {
                 if (b.rows != 1)
-                    throw ProtocolError(ErrorCode::bad_frame, where + ": an array is written as one block of 1 row");
+                    throw ProtocolError(ErrorCode::bad_frame,
+                                        where + ": an array is written as one block of 1 row");
                 if (st->next_row > 0 || arrays_in_message[st->stream_id]++ > 0)
                     throw ProtocolError(ErrorCode::array_exists,
                                         where + " is write-once and already written");
@@ -581,29 +594,34 @@ struct Server::Impl {
         proto::Json last = nullptr;
         if (cs.commits)
             last = {{"at", cs.last_at}, {"seconds", cs.last_seconds}, {"bytes", cs.last_bytes}};
-        return {{"version", SIMSINK_VERSION},
-                {"pid", static_cast<std::int64_t>(getpid())},
-                {"uptime", wall_now() - started},
-                {"data_dir", std::filesystem::absolute(config.data_dir).string()},
-                {"listen", config.listen},
-                {"state", stopping ? "stopping" : cs.state},
-                {"clients", {{"connected", registry.connected()}, {"known", registry.clients().size()}}},
-                {"runs", {{"open", registry.open_runs()}, {"total", registry.runs().size()}}},
-                {"received",
-                 {{"messages", received.messages}, {"rows", received.rows}, {"bytes", received.bytes}}},
-                {"committed",
-                 {{"commits", cs.commits}, {"rows", cs.rows}, {"bytes", cs.bytes}, {"segments", cs.segments}}},
-                {"buffered_bytes", buffer.bytes()},
-                {"buffer_cap", config.buffer_cap},
-                {"credit_outstanding", gate.outstanding()},
-                {"last_commit", last},
-                {"errors",
-                 {{"total", received.errors + cs.errors},
-                  {"last", cs.last_error.empty()
-                               ? (received.last_error.empty() ? proto::Json(nullptr)
-                                                              : proto::Json(received.last_error))
-                               : proto::Json(cs.last_error)}}},
-                {"campaigns", campaigns}};
+        return {
+            {"version", SIMSINK_VERSION},
+            {"pid", static_cast<std::int64_t>(getpid())},
+            {"uptime", wall_now() - started},
+            {"data_dir", std::filesystem::absolute(config.data_dir).string()},
+            {"listen", config.listen},
+            {"state", stopping ? "stopping" : cs.state},
+            {"clients",
+             {{"connected", registry.connected()}, {"known", registry.clients().size()}}},
+            {"runs", {{"open", registry.open_runs()}, {"total", registry.runs().size()}}},
+            {"received",
+             {{"messages", received.messages}, {"rows", received.rows}, {"bytes", received.bytes}}},
+            {"committed",
+             {{"commits", cs.commits},
+              {"rows", cs.rows},
+              {"bytes", cs.bytes},
+              {"segments", cs.segments}}},
+            {"buffered_bytes", buffer.bytes()},
+            {"buffer_cap", config.buffer_cap},
+            {"credit_outstanding", gate.outstanding()},
+            {"last_commit", last},
+            {"errors",
+             {{"total", received.errors + cs.errors},
+              {"last", cs.last_error.empty()
+                           ? (received.last_error.empty() ? proto::Json(nullptr)
+                                                          : proto::Json(received.last_error))
+                           : proto::Json(cs.last_error)}}},
+            {"campaigns", campaigns}};
     }
 
     // ---- outcomes from the writer ------------------------------------------------
@@ -691,11 +709,11 @@ struct Server::Impl {
             auto* run = registry.run(id);
             run->open = false;
             spdlog::warn("run {} lost: client {} silent for {:.0f} s", id, r.client_id, now - seen);
-            buffer.stage_close(catalog::RunClose{
-                id, "lost", proto::Json::object(),
-                "client " + r.client_id + " silent for more than " +
-                    std::to_string(static_cast<long>(config.lost_timeout)) + " s",
-                now});
+            buffer.stage_close(
+                catalog::RunClose{id, "lost", proto::Json::object(),
+                                  "client " + r.client_id + " silent for more than " +
+                                      std::to_string(static_cast<long>(config.lost_timeout)) + " s",
+                                  now});
         }
         grant_all();
     }
@@ -774,8 +792,7 @@ void Server::run(Committer& committer, int signal_fd) {
     i.serve_ingest();
     committer.stop();
     i.handle_outcomes();
-    spdlog::info("stopped: {} commits, {} rows", committer.stats().commits,
-                 committer.stats().rows);
+    spdlog::info("stopped: {} commits, {} rows", committer.stats().commits, committer.stats().rows);
 }
 
 }  // namespace simsink::daemon

@@ -17,7 +17,7 @@
 namespace simsink::daemon {
 
 class Server {
-public:
+  public:
     Server(const Config& config, Registry& registry, StagingBuffer& buffer);
     ~Server();
     Server(const Server&) = delete;
@@ -33,7 +33,7 @@ public:
     // is buffered, acknowledges it and returns.
     void run(Committer& committer, int signal_fd);
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

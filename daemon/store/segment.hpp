@@ -38,13 +38,13 @@ struct StreamWrite {
 
 struct SegmentDataset {
     std::int64_t stream_id = 0;
-    std::string dataset;  // "/s<stream_id>" for a stream, "/a<stream_id>" for an array
-    std::uint64_t rows = 0;  // rows written (array: 1)
+    std::string dataset;      // "/s<stream_id>" for a stream, "/a<stream_id>" for an array
+    std::uint64_t rows = 0;   // rows written (array: 1)
     std::uint32_t crc32 = 0;  // zlib crc32 of the raw bytes in row order
 };
 
 struct SegmentInfo {
-    std::uint64_t bytes = 0;  // file size
+    std::uint64_t bytes = 0;               // file size
     std::vector<SegmentDataset> datasets;  // in the order of the input
 };
 
@@ -69,7 +69,8 @@ SegmentInfo write_segment(const std::filesystem::path& path, std::span<const Str
 // are the stored ones (little-endian, as on the wire). An array dataset
 // ("/a<id>") is one row: the whole array.
 void read_segment_rows(const std::filesystem::path& path, const std::string& dataset,
-                       std::uint64_t first_row, std::uint64_t rows, void* out, std::size_t out_bytes);
+                       std::uint64_t first_row, std::uint64_t rows, void* out,
+                       std::size_t out_bytes);
 
 // Recomputes the crc32 of a whole segment dataset (reading it in slabs of at
 // most 16 MiB). Throws StoreError if the file or dataset cannot be read.

@@ -12,13 +12,13 @@ namespace simsink::store {
 // object and the operation, followed by the HDF5 error stack's innermost
 // message when HDF5 produced one.
 class StoreError : public std::runtime_error {
-public:
+  public:
     StoreError(const std::string& what, int sys_errno = 0)
         : std::runtime_error(what), errno_(sys_errno) {}
     int sys_errno() const noexcept { return errno_; }
     bool disk_full() const noexcept;
 
-private:
+  private:
     int errno_;
 };
 

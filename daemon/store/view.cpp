@@ -392,7 +392,8 @@ std::vector<std::string> check_run_view(const std::filesystem::path& data_dir, c
     try {
         h5::File file = h5::open_read_only(view);
         for (const StreamView* sv : view_streams(run))
-            for (auto& p : check_dataset(file.id(), *sv, view, at_least)) problems.push_back(std::move(p));
+            for (auto& p : check_dataset(file.id(), *sv, view, at_least))
+                problems.push_back(std::move(p));
     } catch (const StoreError& e) {
         problems.push_back(e.what());
     }

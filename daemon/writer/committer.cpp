@@ -41,7 +41,9 @@ Committer::~Committer() {
     if (thread_.joinable()) stop();
 }
 
-void Committer::start() { thread_ = std::thread([this] { run(); }); }
+void Committer::start() {
+    thread_ = std::thread([this] { run(); });
+}
 
 void Committer::stop() {
     {
@@ -92,7 +94,9 @@ std::exception_ptr Committer::failure() const {
     return failure_;
 }
 
-double Committer::now() const { return wall_now(); }
+double Committer::now() const {
+    return wall_now();
+}
 
 void Committer::run() {
     try {

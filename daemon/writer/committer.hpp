@@ -64,7 +64,7 @@ struct CommitStats {
 };
 
 class Committer {
-public:
+  public:
     // `wake` is called from the writer thread whenever outcomes are ready.
     Committer(const Config& config, catalog::Catalog catalog, std::int64_t max_segment_id,
               StagingBuffer& buffer, std::function<void()> wake);
@@ -88,7 +88,7 @@ public:
     // Set when the writer thread died of a bug; main rethrows it.
     std::exception_ptr failure() const;
 
-private:
+  private:
     void run();
     bool commit_once(std::uint64_t ticket);
     void write_views(const std::set<std::int64_t>& runs, const std::set<std::string>& campaigns);
@@ -112,7 +112,7 @@ private:
     CommitStats stats_;
     std::exception_ptr failure_;
 
-    PendingCommit leftover_;  // a failed commit, retried first (writer thread only)
+    PendingCommit leftover_;             // a failed commit, retried first (writer thread only)
     std::set<std::int64_t> dirty_runs_;  // views to rewrite after a failed view write
     std::set<std::string> dirty_campaigns_;
     std::thread thread_;

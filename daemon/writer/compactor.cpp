@@ -13,8 +13,8 @@ namespace simsink::daemon {
 
 namespace fs = std::filesystem;
 
-Compactor::Compactor(const Config& config, catalog::Catalog& catalog,
-                     std::int64_t& next_segment_id, ViewWriter write_views)
+Compactor::Compactor(const Config& config, catalog::Catalog& catalog, std::int64_t& next_segment_id,
+                     ViewWriter write_views)
     : config_(config),
       catalog_(catalog),
       next_segment_id_(next_segment_id),
@@ -91,8 +91,8 @@ std::size_t Compactor::merge_once(const std::string& campaign) {
         std::uint64_t src = 0;
         for (const auto& p : pieces) {
             auto& buf = buffers.emplace_back(p.extent.rows * row_bytes);
-            store::read_segment_rows(config_.data_dir / p.file, p.extent.dataset,
-                                     p.extent.src_row, p.extent.rows, buf.data(), buf.size());
+            store::read_segment_rows(config_.data_dir / p.file, p.extent.dataset, p.extent.src_row,
+                                     p.extent.rows, buf.data(), buf.size());
             w.blocks.push_back({buf.data(), buf.size(), p.extent.rows});
             auto& ext = new_extents[id];
             // Adjacent stream rows become one extent.
@@ -127,9 +127,8 @@ std::size_t Compactor::merge_once(const std::string& campaign) {
     std::set<std::int64_t> runs;
     for (const auto& [id, st] : streams) runs.insert(st.run_id);
     write_views_(runs);
-    const double now = std::chrono::duration<double>(
-                           std::chrono::system_clock::now().time_since_epoch())
-                           .count();
+    const double now =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     for (const auto& s : pick) doomed_.emplace_back(now + config_.compact_grace, s.file);
     spdlog::info("compacted {} segments of campaign {} ({} bytes) into {}", pick.size(), campaign,
                  total, merged.file);

@@ -21,7 +21,7 @@
 namespace simsink::daemon {
 
 class Compactor {
-public:
+  public:
     using ViewWriter = std::function<void(const std::set<std::int64_t>& runs)>;
 
     Compactor(const Config& config, catalog::Catalog& catalog, std::int64_t& next_segment_id,
@@ -38,7 +38,7 @@ public:
     // `all`, e.g. at shutdown).
     void delete_expired(double now, bool all = false);
 
-private:
+  private:
     // One merge step; returns the number of segments merged (0: nothing to do).
     std::size_t merge_once(const std::string& campaign);
 

@@ -27,7 +27,8 @@ TEST_CASE("defaults: local tcp listen, admin socket in the data directory") {
 }
 
 TEST_CASE("sizes take K, M and G suffixes") {
-    auto c = parse({"--data-dir", "d", "--buffer-cap", "2G", "--commit-bytes=512K", "--client-window", "3M"});
+    auto c = parse(
+        {"--data-dir", "d", "--buffer-cap", "2G", "--commit-bytes=512K", "--client-window", "3M"});
     CHECK(c->buffer_cap == 2ull << 30);
     CHECK(c->commit_bytes == 512ull << 10);
     CHECK(c->client_window == 3ull << 20);
@@ -36,8 +37,10 @@ TEST_CASE("sizes take K, M and G suffixes") {
 TEST_CASE("a missing data directory, an unknown flag and a bad value are named") {
     CHECK_THROWS_WITH(parse({}), Catch::Contains("--data-dir"));
     CHECK_THROWS_WITH(parse({"--data-dir", "d", "--bogus", "1"}), Catch::Contains("bogus"));
-    CHECK_THROWS_WITH(parse({"--data-dir", "d", "--buffer-cap", "12X"}), Catch::Contains("buffer-cap"));
-    CHECK_THROWS_WITH(parse({"--data-dir", "d", "--commit-interval", "-1"}), Catch::Contains("commit-interval"));
+    CHECK_THROWS_WITH(parse({"--data-dir", "d", "--buffer-cap", "12X"}),
+                      Catch::Contains("buffer-cap"));
+    CHECK_THROWS_WITH(parse({"--data-dir", "d", "--commit-interval", "-1"}),
+                      Catch::Contains("commit-interval"));
     CHECK_THROWS_WITH(parse({"--data-dir", "d", "--fsync", "maybe"}), Catch::Contains("fsync"));
 }
 
@@ -45,7 +48,8 @@ TEST_CASE("the config file applies first, flags override it, errors name file an
     auto path = std::filesystem::temp_directory_path() / "simsinkd-test.conf";
     {
         std::ofstream f(path);
-        f << "# comment\ndata-dir = /srv/a\nlisten = tcp://0.0.0.0:1\nlisten = ipc:///x\ncommit-interval = 2  # trailing\n";
+        f << "# comment\ndata-dir = /srv/a\nlisten = tcp://0.0.0.0:1\nlisten = "
+             "ipc:///x\ncommit-interval = 2  # trailing\n";
     }
     auto c = parse({"--config", path.string(), "--commit-interval", "0.5"});
     CHECK(c->data_dir == "/srv/a");

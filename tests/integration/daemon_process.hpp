@@ -73,15 +73,18 @@ inline proto::Json admin_request(const std::string& endpoint, proto::MsgType typ
     if (zmq::poll(&item, 1, timeout) == 0) throw std::runtime_error("admin request timed out");
     std::vector<zmq::message_t> frames;
     (void)zmq::recv_multipart(s, std::back_inserter(frames));
-    auto h = proto::decode_header({static_cast<const std::uint8_t*>(frames[0].data()), frames[0].size()});
-    auto meta = frames.size() > 1 ? proto::parse_meta({static_cast<const std::uint8_t*>(frames[1].data()), frames[1].size()})
-                                  : proto::Json::object();
+    auto h = proto::decode_header(
+        {static_cast<const std::uint8_t*>(frames[0].data()), frames[0].size()});
+    auto meta = frames.size() > 1
+                    ? proto::parse_meta(
+                          {static_cast<const std::uint8_t*>(frames[1].data()), frames[1].size()})
+                    : proto::Json::object();
     if (h.type == proto::MsgType::error) throw std::runtime_error("admin error: " + meta.dump());
     return meta;
 }
 
 class DaemonProcess {
-public:
+  public:
     explicit DaemonProcess(const std::string& tag, std::vector<std::string> extra = {})
         : dir_(make_temp_dir(tag)), extra_(std::move(extra)) {
         start();
@@ -96,10 +99,10 @@ public:
     }
 
     void start() {
-        std::vector<std::string> argv = {binary(),       "--data-dir", data_dir().string(),
-                                         "--listen",     ingest(),     "--admin",
-                                         admin(),        "--commit-interval", "0.2",
-                                         "--log-level",  "warn"};
+        std::vector<std::string> argv = {
+            binary(),  "--data-dir", data_dir().string(), "--listen", ingest(),
+            "--admin", admin(),      "--commit-interval", "0.2",      "--log-level",
+            "warn"};
         argv.insert(argv.end(), extra_.begin(), extra_.end());
         pid_ = spawn(argv);
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
@@ -142,7 +145,7 @@ public:
     std::string admin() const { return "ipc://" + (dir_ / "admin.sock").string(); }
     pid_t pid() const { return pid_; }
 
-private:
+  private:
     fs::path dir_;
     std::vector<std::string> extra_;
     pid_t pid_ = -1;

@@ -24,16 +24,20 @@ struct RawClient {
     }
     void send(std::vector<std::vector<std::uint8_t>> frames) {
         for (std::size_t i = 0; i < frames.size(); ++i)
-            s.send(zmq::buffer(frames[i]), i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+            s.send(zmq::buffer(frames[i]),
+                   i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
     }
     static std::vector<std::uint8_t> hdr(MsgType t, std::uint64_t n, bool meta) {
-        return proto::encode_header({t, static_cast<std::uint16_t>(meta ? proto::kFlagMeta : 0), n});
+        return proto::encode_header(
+            {t, static_cast<std::uint16_t>(meta ? proto::kFlagMeta : 0), n});
     }
     static std::vector<std::uint8_t> json(const proto::Json& j) {
         auto s = j.dump();
         return {s.begin(), s.end()};
     }
-    void send_meta(MsgType t, std::uint64_t n, const proto::Json& j) { send({hdr(t, n, true), json(j)}); }
+    void send_meta(MsgType t, std::uint64_t n, const proto::Json& j) {
+        send({hdr(t, n, true), json(j)});
+    }
     // Next reply: (header, meta).
     std::pair<proto::Header, proto::Json> recv() {
         zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
@@ -42,7 +46,8 @@ struct RawClient {
         (void)zmq::recv_multipart(s, std::back_inserter(f));
         auto h = proto::decode_header({static_cast<const std::uint8_t*>(f[0].data()), f[0].size()});
         proto::Json m = proto::Json::object();
-        if (f.size() > 1) m = proto::parse_meta({static_cast<const std::uint8_t*>(f[1].data()), f[1].size()});
+        if (f.size() > 1)
+            m = proto::parse_meta({static_cast<const std::uint8_t*>(f[1].data()), f[1].size()});
         return {h, m};
     }
     // Skips CREDIT and ACK notices; returns the next ERROR/WELCOME/PONG.
@@ -64,7 +69,8 @@ struct RawClient {
 
 }  // namespace
 
-TEST_CASE("malformed and hostile messages get clear errors; others keep being served", "[integration]") {
+TEST_CASE("malformed and hostile messages get clear errors; others keep being served",
+          "[integration]") {
     DaemonProcess daemon("bad");
 
     // A well-behaved client records throughout.
@@ -88,7 +94,8 @@ TEST_CASE("malformed and hostile messages get clear errors; others keep being se
     raw.send_meta(MsgType::hello, 0, {{"client", "not-hex"}});
     raw.expect_error("BAD_META", 0, "hex");
 
-    raw.send_meta(MsgType::hello, 0, {{"client", "0123456789abcdef0123456789abcdef"}, {"host", "t"}, {"pid", 1}});
+    raw.send_meta(MsgType::hello, 0,
+                  {{"client", "0123456789abcdef0123456789abcdef"}, {"host", "t"}, {"pid", 1}});
     auto [wh, wm] = raw.recv_answer();
     REQUIRE(wh.type == MsgType::welcome);
     CHECK(wm["expected"] == 1);
@@ -96,19 +103,57 @@ TEST_CASE("malformed and hostile messages get clear errors; others keep being se
 
     raw.send_meta(MsgType::open_run, 1, {{"run", 1}, {"campaign", "../etc"}});
     raw.expect_error("BAD_NAME", 1, "../etc");
-    raw.send_meta(MsgType::open_run, 2, {{"run", 1}, {"campaign", "mixed"}, {"params", {{"bad name!", 1}}}});
+    raw.send_meta(MsgType::open_run, 2,
+                  {{"run", 1}, {"campaign", "mixed"}, {"params", {{"bad name!", 1}}}});
     raw.expect_error("BAD_NAME", 2, "bad name!");
-    raw.send_meta(MsgType::open_run, 3, {{"run", 1}, {"campaign", "mixed"}, {"params", {{"who", "raw"}}}});
-    raw.send_meta(MsgType::declare, 4, {{"stream", 1}, {"run", 1}, {"key", "y"}, {"kind", "stream"}, {"dtype", "float64"}, {"shape", {3}}});
-    raw.send_meta(MsgType::declare, 5, {{"stream", 2}, {"run", 1}, {"key", "/abs"}, {"kind", "stream"}, {"dtype", "float64"}, {"shape", {3}}});
+    raw.send_meta(MsgType::open_run, 3,
+                  {{"run", 1}, {"campaign", "mixed"}, {"params", {{"who", "raw"}}}});
+    raw.send_meta(MsgType::declare, 4,
+                  {{"stream", 1},
+                   {"run", 1},
+                   {"key", "y"},
+                   {"kind", "stream"},
+                   {"dtype", "float64"},
+                   {"shape", {3}}});
+    raw.send_meta(MsgType::declare, 5,
+                  {{"stream", 2},
+                   {"run", 1},
+                   {"key", "/abs"},
+                   {"kind", "stream"},
+                   {"dtype", "float64"},
+                   {"shape", {3}}});
     raw.expect_error("BAD_NAME", 5, "/abs");
-    raw.send_meta(MsgType::declare, 6, {{"stream", 3}, {"run", 1}, {"key", "z"}, {"kind", "stream"}, {"dtype", "float128"}, {"shape", {3}}});
+    raw.send_meta(MsgType::declare, 6,
+                  {{"stream", 3},
+                   {"run", 1},
+                   {"key", "z"},
+                   {"kind", "stream"},
+                   {"dtype", "float128"},
+                   {"shape", {3}}});
     raw.expect_error("BAD_DTYPE", 6, "float128");
-    raw.send_meta(MsgType::declare, 7, {{"stream", 4}, {"run", 1}, {"key", "z"}, {"kind", "stream"}, {"dtype", "int8"}, {"shape", {1, 2, 3, 4, 5, 6, 7, 8, 9}}});
+    raw.send_meta(MsgType::declare, 7,
+                  {{"stream", 4},
+                   {"run", 1},
+                   {"key", "z"},
+                   {"kind", "stream"},
+                   {"dtype", "int8"},
+                   {"shape", {1, 2, 3, 4, 5, 6, 7, 8, 9}}});
     raw.expect_error("BAD_SHAPE", 7, "rank 9");
-    raw.send_meta(MsgType::declare, 8, {{"stream", 5}, {"run", 1}, {"key", "y"}, {"kind", "stream"}, {"dtype", "int32"}, {"shape", {3}}});
+    raw.send_meta(MsgType::declare, 8,
+                  {{"stream", 5},
+                   {"run", 1},
+                   {"key", "y"},
+                   {"kind", "stream"},
+                   {"dtype", "int32"},
+                   {"shape", {3}}});
     raw.expect_error("DTYPE_MISMATCH", 8, "'y' of run");
-    raw.send_meta(MsgType::declare, 9, {{"stream", 6}, {"run", 1}, {"key", "y"}, {"kind", "stream"}, {"dtype", "float64"}, {"shape", {4}}});
+    raw.send_meta(MsgType::declare, 9,
+                  {{"stream", 6},
+                   {"run", 1},
+                   {"key", "y"},
+                   {"kind", "stream"},
+                   {"dtype", "float64"},
+                   {"shape", {4}}});
     raw.expect_error("SHAPE_MISMATCH", 9, "'y'");
 
     proto::BlockEntry one{1, 2};
@@ -122,7 +167,8 @@ TEST_CASE("malformed and hostile messages get clear errors; others keep being se
     }
     raw.send({RawClient::hdr(MsgType::append, 11, false), table, rows});  // accepted
     proto::BlockEntry ghost{99, 1};
-    raw.send({RawClient::hdr(MsgType::append, 12, false), proto::encode_block_table(std::span(&ghost, 1)), std::vector<std::uint8_t>(24)});
+    raw.send({RawClient::hdr(MsgType::append, 12, false),
+              proto::encode_block_table(std::span(&ghost, 1)), std::vector<std::uint8_t>(24)});
     raw.expect_error("UNKNOWN_STREAM", 12, "99");
     auto bad_table = table;
     bad_table[0] = 2;  // says two blocks, holds one
@@ -136,8 +182,10 @@ TEST_CASE("malformed and hostile messages get clear errors; others keep being se
     raw.expect_error("BAD_META", 15, "JSON");
     raw.send_meta(MsgType::close_run, 20, {{"run", 1}, {"status", "finished"}});
     raw.expect_error("OUT_OF_ORDER", 20);
-    raw.send_meta(MsgType::close_run, 16, {{"run", 1}, {"status", "finished"}, {"results", {{"ok", true}}}});
-    raw.send_meta(MsgType::close_run, 11, {{"run", 1}, {"status", "finished"}});  // a duplicate: dropped silently
+    raw.send_meta(MsgType::close_run, 16,
+                  {{"run", 1}, {"status", "finished"}, {"results", {{"ok", true}}}});
+    raw.send_meta(MsgType::close_run, 11,
+                  {{"run", 1}, {"status", "finished"}});  // a duplicate: dropped silently
     raw.send({RawClient::hdr(MsgType::flush, 16, false)});
     for (;;) {
         auto [h, m] = raw.recv();

@@ -17,7 +17,8 @@ struct Output {
 };
 
 Output run_cli(const std::string& args) {
-    const std::string cmd = env_or("SIMSINK_CLI", "build/client/cli/simsink") + " " + args + " 2>&1";
+    const std::string cmd =
+        env_or("SIMSINK_CLI", "build/client/cli/simsink") + " " + args + " 2>&1";
     FILE* p = popen(cmd.c_str(), "r");
     REQUIRE(p);
     std::string out;
@@ -34,7 +35,8 @@ TEST_CASE("CLI: status, flush, runs --where, show, tail, verify, export", "[inte
     const std::string admin = "--admin " + daemon.admin();
     Client client(daemon.ingest());
     for (int k = 0; k < 4; ++k) {
-        Run run = client.open_run("cli", {{"kappa", k * 0.5}, {"method", k % 2 ? "rk4" : "dopri5"}});
+        Run run =
+            client.open_run("cli", {{"kappa", k * 0.5}, {"method", k % 2 ? "rk4" : "dopri5"}});
         for (int i = 0; i < 50; ++i) run.record("energy", static_cast<double>(k * 100 + i));
         run.close({{"final", k * 10}});
     }
@@ -55,7 +57,8 @@ TEST_CASE("CLI: status, flush, runs --where, show, tail, verify, export", "[inte
     REQUIRE(runs.status == 0);
     CHECK_THAT(runs.text, Catch::Contains("dopri5"));
     CHECK_THAT(runs.text, !Catch::Contains("rk4"));
-    CHECK(std::count(runs.text.begin(), runs.text.end(), '\n') == 2);  // header + run with kappa 1.0
+    CHECK(std::count(runs.text.begin(), runs.text.end(), '\n') ==
+          2);  // header + run with kappa 1.0
 
     auto bad = run_cli(admin + " runs --where \"kappa >>> 1\"");
     CHECK(bad.status == 2);
@@ -96,7 +99,8 @@ TEST_CASE("CLI: status, flush, runs --where, show, tail, verify, export", "[inte
     auto merged_tail = run_cli(admin + " tail 5 n -n 60");
     REQUIRE(merged_tail.status == 0);
     for (int r = 0; r < 60; ++r)
-        CHECK_THAT(merged_tail.text, Catch::Contains(std::to_string(r) + "\t" + std::to_string(r) + "\n"));
+        CHECK_THAT(merged_tail.text,
+                   Catch::Contains(std::to_string(r) + "\t" + std::to_string(r) + "\n"));
     CHECK(run_cli(admin + " verify").status == 0);
 
     auto out = daemon.dir() / "export.h5";
@@ -104,7 +108,8 @@ TEST_CASE("CLI: status, flush, runs --where, show, tail, verify, export", "[inte
     REQUIRE(exp.status == 0);
     CHECK(fs::file_size(out) > 4 * 50 * 8);
 
-    for (const auto& cmd : {"status", "flush", "runs", "show", "tail", "export", "verify", "compact", "campaigns"}) {
+    for (const auto& cmd :
+         {"status", "flush", "runs", "show", "tail", "export", "verify", "compact", "campaigns"}) {
         auto help = run_cli(std::string(cmd) + " --help");
         CHECK(help.status == 0);
         CHECK_THAT(help.text, Catch::Contains("Usage: simsink"));

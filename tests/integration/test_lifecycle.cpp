@@ -59,7 +59,8 @@ TEST_CASE("systemd hears READY once serving and STOPPING on SIGTERM", "[integrat
     DaemonProcess daemon("notify");
     unsetenv("NOTIFY_SOCKET");
     std::string all;
-    for (std::string m; (m = ns.next()) != "" && all.find("READY=1") == std::string::npos;) all += m + "\n";
+    for (std::string m; (m = ns.next()) != "" && all.find("READY=1") == std::string::npos;)
+        all += m + "\n";
     CHECK_THAT(all, Catch::Contains("READY=1"));
     REQUIRE(daemon.stop() == 0);
     std::string after;
@@ -71,7 +72,8 @@ TEST_CASE("systemd hears READY once serving and STOPPING on SIGTERM", "[integrat
     fs::remove_all(dir);
 }
 
-TEST_CASE("SIGTERM commits and acknowledges what is buffered, then exits 0", "[integration][service]") {
+TEST_CASE("SIGTERM commits and acknowledges what is buffered, then exits 0",
+          "[integration][service]") {
     // A commit interval of an hour: nothing is durable before the SIGTERM.
     DaemonProcess daemon("sigterm", {"--commit-interval", "3600"});
     Client client(daemon.ingest());
@@ -97,12 +99,14 @@ TEST_CASE("SIGTERM commits and acknowledges what is buffered, then exits 0", "[i
     CHECK(sql_int(db, "SELECT count(*) FROM runs WHERE status='finished'") == 1);
 }
 
-TEST_CASE("the runs of a client that died are marked lost after lost-timeout", "[integration][service]") {
+TEST_CASE("the runs of a client that died are marked lost after lost-timeout",
+          "[integration][service]") {
     DaemonProcess daemon("lost", {"--lost-timeout", "1", "--client-timeout", "0.5"});
     const auto dir = daemon.dir();
     const std::string writer = env_or("FAULT_WRITER", "build/tests/fault/fault_writer");
     const auto log = dir / "writer.log";
-    pid_t w = spawn({writer, daemon.ingest(), "lost", "0", (dir / "never").string(), log.string(), "500", "5000"});
+    pid_t w = spawn({writer, daemon.ingest(), "lost", "0", (dir / "never").string(), log.string(),
+                     "500", "5000"});
     // Wait for acknowledged rows, then kill the writer without a goodbye.
     for (int i = 0; i < 500 && (!fs::exists(log) || fs::file_size(log) == 0); ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -113,7 +117,8 @@ TEST_CASE("the runs of a client that died are marked lost after lost-timeout", "
     std::int64_t lost = 0;
     for (int i = 0; i < 100 && lost == 0; ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        lost = sql_int(db, "SELECT count(*) FROM runs WHERE status='lost' AND reason LIKE '%silent%'");
+        lost =
+            sql_int(db, "SELECT count(*) FROM runs WHERE status='lost' AND reason LIKE '%silent%'");
     }
     CHECK(lost == 1);
     auto st = admin_request(daemon.admin(), proto::MsgType::status);

@@ -81,7 +81,8 @@ TEST_CASE("16 concurrent workers: every row, param and result arrives exactly", 
     const std::string worker = env_or("TEST_WORKER", "build/tests/integration/test_worker");
     std::vector<pid_t> pids;
     for (int k = 0; k < kWorkers; ++k)
-        pids.push_back(spawn({worker, daemon.ingest(), "sweep", std::to_string(k), std::to_string(kSteps)}));
+        pids.push_back(
+            spawn({worker, daemon.ingest(), "sweep", std::to_string(k), std::to_string(kSteps)}));
     for (int k = 0; k < kWorkers; ++k) REQUIRE(wait_exit(pids[k]) == 0);
     // Workers that exited said BYE: no connection and no credit stays held
     // (long before the 10 s client timeout would drop them).
@@ -100,8 +101,10 @@ TEST_CASE("16 concurrent workers: every row, param and result arrives exactly", 
 
     const auto data = daemon.data_dir();
     Sqlite db(data / "catalog.sqlite");
-    auto runs = db.rows("SELECT r.id, r.status, (SELECT value FROM params WHERE run_id=r.id AND name='k') "
-                        "FROM runs r ORDER BY r.id", 0);
+    auto runs = db.rows(
+        "SELECT r.id, r.status, (SELECT value FROM params WHERE run_id=r.id AND name='k') "
+        "FROM runs r ORDER BY r.id",
+        0);
     REQUIRE(runs.size() == kWorkers);
     std::map<int, std::int64_t> run_of;  // worker index -> run id
     for (const auto& r : runs) {
@@ -116,7 +119,8 @@ TEST_CASE("16 concurrent workers: every row, param and result arrives exactly", 
     for (const auto& [k, id] : run_of) {
         INFO("worker " << k << ", run " << id);
         // Params and results, typed, in the catalog.
-        auto params = db.rows("SELECT name, type, value FROM params WHERE run_id=? ORDER BY name", id);
+        auto params =
+            db.rows("SELECT name, type, value FROM params WHERE run_id=? ORDER BY name", id);
         std::map<std::string, std::pair<std::string, std::string>> p;
         for (const auto& r : params) p[r[0]] = {r[1], r[2]};
         CHECK(p["k"] == std::make_pair(std::string("int"), std::to_string(k)));
@@ -127,14 +131,16 @@ TEST_CASE("16 concurrent workers: every row, param and result arrives exactly", 
         CHECK(std::stod(p["beta"].second) == Approx(beta(k)).epsilon(1e-15));
         CHECK(p["seed"].second == std::to_string(1000 + k));
         CHECK(p["coeffs"].first == "json");
-        auto results = db.rows("SELECT name, type, value FROM results WHERE run_id=? ORDER BY name", id);
+        auto results =
+            db.rows("SELECT name, type, value FROM results WHERE run_id=? ORDER BY name", id);
         REQUIRE(results.size() == 3);
         CHECK(results[0][0] == "converged");
         CHECK(results[0][1] == "bool");
         CHECK(results[1][0] == "energy");
         CHECK(std::stod(results[1][2]) == energy(k));
         CHECK(results[2][2] == std::to_string(kSteps));
-        auto streams = db.rows("SELECT key, dtype, shape, rows FROM streams WHERE run_id=? ORDER BY key", id);
+        auto streams =
+            db.rows("SELECT key, dtype, shape, rows FROM streams WHERE run_id=? ORDER BY key", id);
         CHECK(streams.size() == specs.size() + 1);  // + the grid array
 
         // Params and results as attributes of /runs/<id>.

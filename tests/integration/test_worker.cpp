@@ -48,7 +48,9 @@ int main(int argc, char** argv) {
         std::vector<double> grid(64);
         for (std::size_t i = 0; i < grid.size(); ++i) grid[i] = grid_value(k, i);
         run.put("grid/x", grid.data(), {64});
-        run.close({{"energy", energy(k)}, {"steps", static_cast<std::int64_t>(steps)}, {"converged", true}});
+        run.close({{"energy", energy(k)},
+                   {"steps", static_cast<std::int64_t>(steps)},
+                   {"converged", true}});
         client.flush();
     } catch (const std::exception& e) {
         std::cerr << "test_worker " << k << ": " << e.what() << "\n";

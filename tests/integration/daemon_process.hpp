@@ -3,8 +3,11 @@
 // other processes (workers) and talk to the admin socket.
 #pragma once
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,6 +41,20 @@ inline fs::path make_temp_dir(const std::string& tag) {
     auto dir = fs::temp_directory_path() / ("simsink-" + tag + "-" + std::to_string(rd()));
     fs::create_directories(dir);
     return dir;
+}
+
+// A loopback TCP port that was free a moment ago (bound to port 0, closed).
+inline int free_tcp_port() {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+        throw std::runtime_error("no free TCP port");
+    close(fd);
+    return ntohs(a.sin_port);
 }
 
 inline pid_t spawn(const std::vector<std::string>& argv) {
@@ -86,7 +103,7 @@ inline proto::Json admin_request(const std::string& endpoint, proto::MsgType typ
 class DaemonProcess {
   public:
     explicit DaemonProcess(const std::string& tag, std::vector<std::string> extra = {})
-        : dir_(make_temp_dir(tag)), extra_(std::move(extra)) {
+        : dir_(make_temp_dir(tag)), extra_(std::move(extra)), port_(free_tcp_port()) {
         start();
     }
     ~DaemonProcess() {
@@ -99,10 +116,19 @@ class DaemonProcess {
     }
 
     void start() {
-        std::vector<std::string> argv = {
-            binary(),  "--data-dir", data_dir().string(), "--listen", ingest(),
-            "--admin", admin(),      "--commit-interval", "0.2",      "--log-level",
-            "warn"};
+        std::vector<std::string> argv = {binary(),
+                                         "--data-dir",
+                                         data_dir().string(),
+                                         "--listen",
+                                         ingest(),
+                                         "--listen",
+                                         tcp(),
+                                         "--admin",
+                                         admin(),
+                                         "--commit-interval",
+                                         "0.2",
+                                         "--log-level",
+                                         "warn"};
         argv.insert(argv.end(), extra_.begin(), extra_.end());
         pid_ = spawn(argv);
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
@@ -143,11 +169,14 @@ class DaemonProcess {
     fs::path data_dir() const { return dir_ / "data"; }
     std::string ingest() const { return "ipc://" + (dir_ / "ingest.sock").string(); }
     std::string admin() const { return "ipc://" + (dir_ / "admin.sock").string(); }
+    // The same daemon over loopback TCP, as workers on other nodes reach it.
+    std::string tcp() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
     pid_t pid() const { return pid_; }
 
   private:
     fs::path dir_;
     std::vector<std::string> extra_;
+    int port_;
     pid_t pid_ = -1;
 };
 

@@ -80,9 +80,10 @@ TEST_CASE("16 concurrent workers: every row, param and result arrives exactly", 
     DaemonProcess daemon("sweep");
     const std::string worker = env_or("TEST_WORKER", "build/tests/integration/test_worker");
     std::vector<pid_t> pids;
+    // Half the workers over ipc://, half over tcp:// (as from other nodes).
     for (int k = 0; k < kWorkers; ++k)
-        pids.push_back(
-            spawn({worker, daemon.ingest(), "sweep", std::to_string(k), std::to_string(kSteps)}));
+        pids.push_back(spawn({worker, k % 2 ? daemon.tcp() : daemon.ingest(), "sweep",
+                              std::to_string(k), std::to_string(kSteps)}));
     for (int k = 0; k < kWorkers; ++k) REQUIRE(wait_exit(pids[k]) == 0);
     // Workers that exited said BYE: no connection and no credit stays held
     // (long before the 10 s client timeout would drop them).

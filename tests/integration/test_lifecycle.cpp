@@ -72,6 +72,25 @@ TEST_CASE("systemd hears READY once serving and STOPPING on SIGTERM", "[integrat
     fs::remove_all(dir);
 }
 
+TEST_CASE("with a systemd watchdog set, the daemon pings it", "[integration][service]") {
+    auto dir = make_temp_dir("watchdog");
+    NotifySocket ns(dir / "notify.sock");
+    setenv("NOTIFY_SOCKET", ns.path.c_str(), 1);
+    setenv("WATCHDOG_USEC", "400000", 1);  // pings due every 0.2 s
+    DaemonProcess daemon("watchdog");
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+    int pings = 0;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    while (pings < 3 && std::chrono::steady_clock::now() < until) {
+        auto m = ns.next();
+        if (m.find("WATCHDOG=1") != std::string::npos) ++pings;
+    }
+    CHECK(pings >= 3);
+    REQUIRE(daemon.stop() == 0);
+    fs::remove_all(dir);
+}
+
 TEST_CASE("SIGTERM commits and acknowledges what is buffered, then exits 0",
           "[integration][service]") {
     // A commit interval of an hour: nothing is durable before the SIGTERM.

@@ -19,6 +19,7 @@
 #include "ingest/server.hpp"
 #include "notify.hpp"
 #include "simsink_config.h"
+#include "unix_time.hpp"
 #include "writer/committer.hpp"
 #include "writer/recovery.hpp"
 
@@ -44,8 +45,7 @@ int block_signals() {
 int serve(const Config& config) {
     const int signal_fd = block_signals();
     std::filesystem::create_directories(config.data_dir);
-    const double now =
-        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const double now = unix_now();
 
     catalog::Catalog catalog(config.data_dir / "catalog.sqlite");
     auto report = recover(config.data_dir, catalog);

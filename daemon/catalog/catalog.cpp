@@ -1,4 +1,5 @@
 #include "catalog.hpp"
+#include "unix_time.hpp"
 
 #include <cassert>
 #include <chrono>
@@ -24,11 +25,6 @@ namespace {
 // Long enough to ride out a reader's checkpoint or another reader's lock,
 // short enough that a stuck daemon is noticed.
 constexpr int kBusyTimeoutMs = 5000;
-
-double now_seconds() {
-    using namespace std::chrono;
-    return duration<double>(system_clock::now().time_since_epoch()).count();
-}
 
 // Runs `f`; a CatalogError from it is rethrown with `context` in front, so a
 // failure names the run, stream or segment being recorded.
@@ -106,7 +102,7 @@ class CampaignIds {
             id = get_.column_int64(0);
         } else {
             insert_.bind(1, name);
-            insert_.bind(2, now_seconds());
+            insert_.bind(2, unix_now());
             insert_.run();
             id = sqlite3_last_insert_rowid(sqlite3_db_handle(insert_.get()));
         }
@@ -120,6 +116,18 @@ class CampaignIds {
     Statement insert_;
     std::map<std::string, std::int64_t> cache_;
 };
+
+// A client's handle for a run or stream (kHandleUpsert), kept so that a
+// restarted daemon maps the client's resent messages; none without a client.
+void record_handle(Statement& upsert, const std::string& client_id, const char* kind,
+                   std::uint32_t handle, std::int64_t target) {
+    if (client_id.empty()) return;
+    upsert.bind(1, client_id);
+    upsert.bind(2, kind);
+    upsert.bind(3, std::int64_t{handle});
+    upsert.bind(4, target);
+    upsert.run();
+}
 
 void record_opens(sqlite3* db, CampaignIds& campaigns, const std::vector<RunOpen>& opens) {
     if (opens.empty()) return;
@@ -144,13 +152,7 @@ void record_opens(sqlite3* db, CampaignIds& campaigns, const std::vector<RunOpen
                 param.bind(3, param.bind_typed(4, value));
                 param.run();
             }
-            if (!o.client_id.empty()) {
-                handle.bind(1, o.client_id);
-                handle.bind(2, "run");
-                handle.bind(3, std::int64_t{o.handle});
-                handle.bind(4, o.run_id);
-                handle.run();
-            }
+            record_handle(handle, o.client_id, "run", o.handle, o.run_id);
         });
     }
 }
@@ -187,13 +189,7 @@ void record_declares(sqlite3* db, const std::vector<StreamDeclare>& declares) {
                            pending_delete.bind(2, d.key);
                            pending_delete.run();
                        }
-                       if (!d.client_id.empty()) {
-                           handle.bind(1, d.client_id);
-                           handle.bind(2, "stream");
-                           handle.bind(3, std::int64_t{d.handle});
-                           handle.bind(4, d.stream_id);
-                           handle.run();
-                       }
+                       record_handle(handle, d.client_id, "stream", d.handle, d.stream_id);
                    });
     }
 }
@@ -210,7 +206,7 @@ void insert_segment(sqlite3* db, CampaignIds& campaigns, const SegmentRecord& s)
         segment.bind(2, campaigns.id(s.campaign));
         segment.bind(3, s.file);
         segment.bind_u64(4, s.bytes);
-        segment.bind(5, now_seconds());
+        segment.bind(5, unix_now());
         segment.run();
         for (const auto& e : s.extents) {
             if (e.rows > std::numeric_limits<std::uint64_t>::max() - e.dst_row)

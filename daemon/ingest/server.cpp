@@ -13,6 +13,7 @@
 #include "meta.hpp"
 #include "notify.hpp"
 #include "simsink_config.h"
+#include "unix_time.hpp"
 #include "wire.hpp"
 
 namespace simsink::daemon {
@@ -23,11 +24,6 @@ using proto::MsgType;
 using proto::ProtocolError;
 
 namespace {
-
-double wall_now() {
-    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 std::span<const std::uint8_t> bytes_of(const zmq::message_t& m) {
     return {static_cast<const std::uint8_t*>(m.data()), m.size()};
@@ -85,7 +81,7 @@ struct Server::Impl {
     zmq::socket_t admin{ctx, zmq::socket_type::router};
     int wake_fd = -1;
     std::string daemon_id = random_hex(16);
-    double started = wall_now();
+    double started = unix_now();
     bool stopping = false;
     Received received;
     std::vector<AdminWaiter> admin_waiters;
@@ -205,7 +201,7 @@ struct Server::Impl {
     }
 
     void on_ingest(const std::string& rid, const Header& h) {
-        const double now = wall_now();
+        const double now = unix_now();
         if (h.type == MsgType::hello) return on_hello(rid, h, now);
         auto* c = registry.by_routing_id(rid);
         if (!c)
@@ -451,7 +447,8 @@ struct Server::Impl {
         auto table = proto::decode_block_table(bytes_of(frames[2]));
         expect_frames(h, 2 + table.size());
         // Validate every block before staging any: an APPEND is all or nothing.
-        std::vector<StreamState*> streams(table.size());
+        // The validated stream and run of each block, reused when staging.
+        std::vector<std::pair<StreamState*, const RunState*>> targets(table.size());
         std::map<std::int64_t, std::uint64_t> arrays_in_message;
         for (std::size_t i = 0; i < table.size(); ++i) {
             const auto& b = table[i];
@@ -481,11 +478,10 @@ struct Server::Impl {
                     throw ProtocolError(ErrorCode::array_exists,
                                         where + " is write-once and already written");
             }
-            streams[i] = st;
+            targets[i] = {st, run};
         }
         for (std::size_t i = 0; i < table.size(); ++i) {
-            auto* st = streams[i];
-            const auto* run = registry.run(st->run_id);
+            auto [st, run] = targets[i];
             auto owner = std::make_shared<zmq::message_t>(std::move(frames[3 + i]));
             Payload p;
             p.data = owner->data();
@@ -597,7 +593,7 @@ struct Server::Impl {
         return {
             {"version", SIMSINK_VERSION},
             {"pid", static_cast<std::int64_t>(getpid())},
-            {"uptime", wall_now() - started},
+            {"uptime", unix_now() - started},
             {"data_dir", std::filesystem::absolute(config.data_dir).string()},
             {"listen", config.listen},
             {"state", stopping ? "stopping" : cs.state},
@@ -692,7 +688,7 @@ struct Server::Impl {
     // ---- housekeeping -----------------------------------------------------------
 
     void housekeeping() {
-        const double now = wall_now();
+        const double now = unix_now();
         for (auto& [id, c] : registry.clients()) {
             if (!c.routing_id.empty() && now - c.last_seen > config.client_timeout) {
                 spdlog::debug("client {} silent for {:.0f} s: connection dropped", id,

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "segment.hpp"
+#include "unix_time.hpp"
 #include "view.hpp"
 #include "writer/compactor.hpp"
 #include "writer/failpoint.hpp"
@@ -15,15 +16,6 @@ namespace simsink::daemon {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-namespace {
-
-double wall_now() {
-    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
-}  // namespace
 
 Committer::Committer(const Config& config, catalog::Catalog catalog, std::int64_t max_segment_id,
                      StagingBuffer& buffer, std::function<void()> wake)
@@ -94,10 +86,6 @@ std::exception_ptr Committer::failure() const {
     return failure_;
 }
 
-double Committer::now() const {
-    return wall_now();
-}
-
 void Committer::run() {
     try {
         auto interval = std::chrono::duration_cast<Clock::duration>(
@@ -151,12 +139,12 @@ void Committer::run() {
                 wake_();
             } else if (leftover_.empty() && !stop) {
                 try {
-                    compactor_->maybe_compact(now());
+                    compactor_->maybe_compact(unix_now());
                 } catch (const std::exception& e) {
                     spdlog::warn("compaction failed, will retry later: {}", e.what());
                 }
             }
-            compactor_->delete_expired(now(), stop);
+            compactor_->delete_expired(unix_now(), stop);
             if (stop) break;
         }
     } catch (...) {
@@ -285,7 +273,7 @@ bool Committer::commit_once(std::uint64_t ticket) {
         stats_.rows += p.row_count;
         stats_.bytes += p.bytes;
         stats_.segments += rec.segments.size();
-        stats_.last_at = now();
+        stats_.last_at = unix_now();
         stats_.last_seconds = seconds;
         stats_.last_bytes = p.bytes;
         if (stats_.state != "ok") spdlog::info("commits succeed again");

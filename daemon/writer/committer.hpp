@@ -92,7 +92,6 @@ class Committer {
     void run();
     bool commit_once(std::uint64_t ticket);
     void write_views(const std::set<std::int64_t>& runs, const std::set<std::string>& campaigns);
-    double now() const;
 
     const Config& config_;
     catalog::Catalog catalog_;  // writer thread only

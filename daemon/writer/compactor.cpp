@@ -7,6 +7,7 @@
 #include <map>
 
 #include "segment.hpp"
+#include "unix_time.hpp"
 #include "writer/failpoint.hpp"
 
 namespace simsink::daemon {
@@ -127,23 +128,18 @@ std::size_t Compactor::merge_once(const std::string& campaign) {
     std::set<std::int64_t> runs;
     for (const auto& [id, st] : streams) runs.insert(st.run_id);
     write_views_(runs);
-    const double now =
-        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-    for (const auto& s : pick) doomed_.emplace_back(now + config_.compact_grace, s.file);
+    for (const auto& s : pick) doomed_.emplace_back(unix_now() + config_.compact_grace, s.file);
     spdlog::info("compacted {} segments of campaign {} ({} bytes) into {}", pick.size(), campaign,
                  total, merged.file);
     return pick.size();
 }
 
 void Compactor::delete_expired(double now, bool all) {
-    bool any = false;
     while (!doomed_.empty() && (all || doomed_.front().first <= now)) {
         std::error_code ec;
         fs::remove(config_.data_dir / doomed_.front().second, ec);
         doomed_.pop_front();
-        any = true;
     }
-    (void)any;
 }
 
 }  // namespace simsink::daemon

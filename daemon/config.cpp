@@ -61,7 +61,10 @@ void apply(Config& c, const std::string& key, const std::string& v) {
         c.listen.push_back(v);
     else if (key == "admin")
         c.admin = v;
-    else if (key == "commit-interval")
+    else if (key == "shm-socket") {
+        c.shm_socket = v == "off" ? "" : v;
+        c.shm_socket_set = true;
+    }    else if (key == "commit-interval")
         c.commit_interval = parse_seconds(key, v);
     else if (key == "commit-bytes")
         c.commit_bytes = parse_bytes(key, v);
@@ -102,6 +105,10 @@ void finish(Config& c) {
     if (c.listen.empty()) c.listen.push_back("tcp://127.0.0.1:5555");
     if (c.admin.empty())
         c.admin = "ipc://" + (std::filesystem::absolute(c.data_dir) / "admin.sock").string();
+    if (!c.shm_socket_set)
+        c.shm_socket = (std::filesystem::absolute(c.data_dir) / "shm.sock").string();
+    else if (!c.shm_socket.empty())
+        c.shm_socket = std::filesystem::absolute(c.shm_socket).string();
     if (c.buffer_cap < (4u << 20)) throw ConfigError("buffer-cap must be at least 4M");
     if (c.client_window == 0 || c.client_window > c.buffer_cap)
         throw ConfigError("client-window must be between 1 byte and buffer-cap");
@@ -122,6 +129,8 @@ Options (each can also be a "key = value" line in the --config file):
   --data-dir DIR             data directory (created if missing)
   --listen ENDPOINT          ingest endpoint, repeatable (default tcp://127.0.0.1:5555)
   --admin ENDPOINT           admin endpoint (default ipc://DIR/admin.sock)
+  --shm-socket PATH|off      unix socket where clients on this host register
+                             shared memory for their data (default DIR/shm.sock)
   --commit-interval SECONDS  commit buffered data this often (default 1)
   --commit-bytes SIZE        commit early past this many buffered bytes (default 64M)
   --buffer-cap SIZE          memory for buffered data and granted credit (default 1G)

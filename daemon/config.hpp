@@ -15,6 +15,10 @@ struct Config {
     std::filesystem::path data_dir;
     std::vector<std::string> listen;  // ingest endpoints
     std::string admin;                // admin endpoint; default ipc://<data_dir>/admin.sock
+    // Unix socket where local clients register their shared-memory arenas;
+    // default <data_dir>/shm.sock; empty (config "off") disables the lane.
+    std::string shm_socket;
+    bool shm_socket_set = false;
     double commit_interval = 1.0;     // seconds between commits while data is buffered
     std::uint64_t commit_bytes = 64ull << 20;   // commit early when this much is buffered
     std::uint64_t buffer_cap = 1ull << 30;      // staged bytes + outstanding credit

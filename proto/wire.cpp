@@ -41,7 +41,7 @@ constexpr std::array<TypeName, 19> kTypeNames{{
 }};
 
 // Indexed by ErrorCode value.
-constexpr std::array<std::string_view, 29> kErrorNames{{
+constexpr std::array<std::string_view, 30> kErrorNames{{
     "OK",          "BAD_FRAME",      "BAD_MAGIC",      "BAD_VERSION",
     "BAD_TYPE",    "BAD_META",       "NEED_HELLO",     "OUT_OF_ORDER",
     "UNKNOWN_RUN", "UNKNOWN_STREAM", "RUN_CLOSED",     "BAD_NAME",
@@ -49,7 +49,7 @@ constexpr std::array<std::string_view, 29> kErrorNames{{
     "ROW_SIZE",    "ARRAY_EXISTS",   "TOO_LARGE",      "CREDIT_EXCEEDED",
     "DISK_FULL",   "IO_ERROR",       "SHUTTING_DOWN",  "INTERNAL",
     "TIMEOUT",     "BUSY",           "CLOSED",         "BAD_ARGUMENT",
-    "DUPLICATE",
+    "DUPLICATE",   "BAD_SHM",
 }};
 
 }  // namespace
@@ -111,8 +111,10 @@ Header decode_header(std::span<const std::uint8_t> f) {
                 return std::string(buf);
             }());
     h.flags = get_u16(f.data() + 6);
-    if (h.flags & ~kFlagMeta)
+    if (h.flags & ~(kFlagMeta | kFlagShm))
         throw ProtocolError(ErrorCode::bad_frame, "reserved header flag bits are set");
+    if ((h.flags & kFlagShm) && h.type != MsgType::append)
+        throw ProtocolError(ErrorCode::bad_frame, "the SHM flag is valid on APPEND only");
     h.number = get_u64(f.data() + 8);
     return h;
 }
@@ -154,6 +156,44 @@ std::vector<BlockEntry> decode_block_table(std::span<const std::uint8_t> f) {
         p += kBlockEntrySize;
     }
     return blocks;
+}
+
+std::vector<std::uint8_t> encode_shm_descriptor(std::uint64_t token,
+                                                std::span<const ShmRange> ranges) {
+    std::vector<std::uint8_t> out(kShmDescPrefix + ranges.size() * kShmDescEntry);
+    put_u64(out.data(), token);
+    std::uint8_t* p = out.data() + kShmDescPrefix;
+    for (const auto& r : ranges) {
+        put_u64(p, r.offset);
+        put_u64(p + 8, r.length);
+        p += kShmDescEntry;
+    }
+    return out;
+}
+
+ShmDescriptor decode_shm_descriptor(std::span<const std::uint8_t> f, std::size_t blocks) {
+    const std::size_t want = kShmDescPrefix + blocks * kShmDescEntry;
+    if (f.size() != want)
+        throw ProtocolError(ErrorCode::bad_frame, "shared-memory descriptor is " +
+                                                      std::to_string(f.size()) + " bytes, " +
+                                                      std::to_string(blocks) + " blocks need " +
+                                                      std::to_string(want));
+    ShmDescriptor d;
+    d.token = get_u64(f.data());
+    d.ranges.resize(blocks);
+    const std::uint8_t* p = f.data() + kShmDescPrefix;
+    for (std::size_t i = 0; i < blocks; ++i, p += kShmDescEntry) {
+        auto& r = d.ranges[i];
+        r.offset = get_u64(p);
+        r.length = get_u64(p + 8);
+        if (r.length == 0)
+            throw ProtocolError(ErrorCode::bad_frame,
+                                "shared-memory range of block " + std::to_string(i) + " is empty");
+        if (r.offset + r.length < r.offset)
+            throw ProtocolError(ErrorCode::bad_frame, "shared-memory range of block " +
+                                                          std::to_string(i) + " overflows");
+    }
+    return d;
 }
 
 namespace {

@@ -50,6 +50,9 @@ enum class MsgType : std::uint8_t {
 };
 
 inline constexpr std::uint16_t kFlagMeta = 0x0001;  // frame 1 is JSON metadata
+// APPEND only: the payloads are in the client's shared-memory arena and frame
+// 2 describes where (PROTOCOL.md section 1.1).
+inline constexpr std::uint16_t kFlagShm = 0x0002;
 
 struct Header {
     MsgType type{};
@@ -98,6 +101,7 @@ enum class ErrorCode : int {
     closed = 26,        // client side: object already closed
     bad_argument = 27,  // client side: invalid argument to an API call
     duplicate = 28,     // stream or run handle declared twice
+    bad_shm = 29,       // shared-memory APPEND names an arena or a range the daemon does not hold
 };
 
 std::string_view name(ErrorCode c) noexcept;  // "DTYPE_MISMATCH", ...
@@ -132,6 +136,33 @@ struct BlockEntry {
 std::vector<std::uint8_t> encode_block_table(std::span<const BlockEntry> blocks);
 // Throws ProtocolError(bad_frame) on a malformed table.
 std::vector<BlockEntry> decode_block_table(std::span<const std::uint8_t> frame);
+
+// ---- shared-memory APPEND descriptor (frame 2 of an APPEND with kFlagShm) ----
+
+inline constexpr std::size_t kShmDescPrefix = 8;   // arena token
+inline constexpr std::size_t kShmDescEntry = 16;   // offset, length of one block
+
+struct ShmRange {
+    std::uint64_t offset = 0;
+    std::uint64_t length = 0;
+};
+
+struct ShmDescriptor {
+    std::uint64_t token = 0;
+    std::vector<ShmRange> ranges;  // one per block, in block order
+};
+
+std::vector<std::uint8_t> encode_shm_descriptor(std::uint64_t token,
+                                                std::span<const ShmRange> ranges);
+// Throws ProtocolError(bad_frame) unless the frame holds exactly `blocks`
+// entries, each with a length >= 1 and offset + length without overflow.
+ShmDescriptor decode_shm_descriptor(std::span<const std::uint8_t> frame, std::size_t blocks);
+
+// Registration on the daemon's shared-memory socket (PROTOCOL.md 1.1): the
+// request and the reply are JSON objects of at most this many bytes.
+inline constexpr std::size_t kShmMessageMax = 4096;
+inline constexpr std::uint64_t kShmArenaMin = 4096;
+inline constexpr std::uint64_t kShmArenaMax = std::uint64_t{64} << 30;
 
 // ---- metadata JSON limits -------------------------------------------------
 

@@ -9,7 +9,7 @@ namespace simsink::detail {
 BufferPool::~BufferPool() {
     for (auto& list : free_)
         for (Buffer* b : list) {
-            std::free(b->data);
+            if (b->arena_offset == kNotShared) std::free(b->data);
             delete b;
         }
 }
@@ -25,14 +25,21 @@ Buffer* BufferPool::acquire(std::size_t min_capacity) {
         if (!list.empty()) {
             Buffer* b = list.back();
             list.pop_back();
-            free_bytes_ -= b->capacity;
+            if (b->arena_offset == kNotShared) free_bytes_ -= b->capacity;
             b->refs.store(1, std::memory_order_relaxed);
             return b;
         }
     }
     auto* b = new Buffer;
     b->capacity = std::size_t{1} << cls;
-    b->data = static_cast<std::uint8_t*>(std::malloc(b->capacity));
+    if (arena_) {
+        std::lock_guard lock(mu_);
+        if (auto* p = arena_->carve(b->capacity)) {
+            b->data = p;
+            b->arena_offset = arena_->offset_of(p);
+        }
+    }
+    if (!b->data) b->data = static_cast<std::uint8_t*>(std::malloc(b->capacity));
     if (!b->data) {
         delete b;
         throw std::bad_alloc();
@@ -50,17 +57,18 @@ void BufferPool::unref(Buffer* b) noexcept {
 void BufferPool::give_back(Buffer* b) noexcept {
     {
         std::lock_guard lock(mu_);
-        if (free_bytes_ + b->capacity <= max_free_bytes_) {
+        // Arena buffers cannot go back to the system: always keep them.
+        if (b->arena_offset != kNotShared || free_bytes_ + b->capacity <= max_free_bytes_) {
             try {
                 free_[b->size_class].push_back(b);
-                free_bytes_ += b->capacity;
+                if (b->arena_offset == kNotShared) free_bytes_ += b->capacity;
                 return;
             } catch (const std::bad_alloc&) {
-                // fall through: free it
+                // fall through: free it (an arena buffer's space stays unused)
             }
         }
     }
-    std::free(b->data);
+    if (b->arena_offset == kNotShared) std::free(b->data);
     delete b;
 }
 

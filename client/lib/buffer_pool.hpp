@@ -16,29 +16,38 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <utility>
 #include <vector>
 
+#include "shm_arena.hpp"
+
 namespace simsink::detail {
 
 class BufferPool;
+
+inline constexpr std::uint64_t kNotShared = ~std::uint64_t{0};
 
 struct Buffer {
     std::uint8_t* data = nullptr;
     std::size_t capacity = 0;
     std::atomic<std::uint32_t> refs{0};
     BufferPool* pool = nullptr;
-    unsigned size_class = 0;  // capacity == 2^size_class
+    unsigned size_class = 0;                // capacity == 2^size_class
+    std::uint64_t arena_offset = kNotShared;  // where in the shared-memory arena, if there
 };
 
 // Thread-safe. Buffers have power-of-two capacities from 4 KiB up; the pool
-// keeps at most `max_free_bytes` of idle buffers and frees the rest. It must
-// outlive every Buffer it handed out (the client destroys its ZeroMQ context,
-// which drops ZeroMQ's references, before its pool).
+// keeps at most `max_free_bytes` of idle malloc'd buffers and frees the rest.
+// With an arena attached, new buffers are carved from it while it has room
+// (and are always kept for reuse), then malloc'd. It must outlive every
+// Buffer it handed out (the client destroys its ZeroMQ context, which drops
+// ZeroMQ's references, before its pool).
 class BufferPool {
   public:
-    explicit BufferPool(std::size_t max_free_bytes) : max_free_bytes_(max_free_bytes) {}
+    explicit BufferPool(std::size_t max_free_bytes, std::unique_ptr<ShmArena> arena = nullptr)
+        : max_free_bytes_(max_free_bytes), arena_(std::move(arena)) {}
     ~BufferPool();
     BufferPool(const BufferPool&) = delete;
     BufferPool& operator=(const BufferPool&) = delete;
@@ -51,7 +60,8 @@ class BufferPool {
     // Drops one reference; the last one returns the buffer to its pool.
     static void unref(Buffer* b) noexcept;
 
-    std::size_t free_bytes() const;
+    std::size_t free_bytes() const;  // idle malloc'd buffers (arena buffers cost nothing idle)
+    const ShmArena* arena() const noexcept { return arena_.get(); }
 
   private:
     static constexpr unsigned kMinClass = 12;  // 4 KiB
@@ -62,6 +72,7 @@ class BufferPool {
     std::array<std::vector<Buffer*>, kClasses> free_{};
     std::size_t free_bytes_ = 0;
     const std::size_t max_free_bytes_;
+    const std::unique_ptr<ShmArena> arena_;  // carved under mu_
 };
 
 // Owns one reference to a Buffer and knows how many of its bytes are used.

@@ -32,6 +32,7 @@ using simsink::ErrorCode;
 
 static_assert(SIMSINK_BOOL == static_cast<int>(simsink::DType::boolean));
 static_assert(SIMSINK_ERR_DUPLICATE == static_cast<int>(ErrorCode::duplicate));
+static_assert(SIMSINK_ERR_BAD_SHM == static_cast<int>(ErrorCode::bad_shm));
 static_assert(SIMSINK_ERR_BAD_ARGUMENT == static_cast<int>(ErrorCode::bad_argument));
 
 thread_local int t_code = 0;

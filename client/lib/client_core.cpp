@@ -46,7 +46,12 @@ std::vector<std::uint8_t> to_bytes(const std::string& s) {
 // ---- construction and shutdown ---------------------------------------------
 
 ClientCore::ClientCore(Options options)
-    : opts_(std::move(options)), pool_(static_cast<std::size_t>(opts_.max_unacked_bytes)) {
+    : opts_(std::move(options)),
+      pool_(static_cast<std::size_t>(opts_.max_unacked_bytes),
+            // Room for max_unacked_bytes in power-of-two buffers, and a batch more.
+            opts_.shared_memory && is_local_endpoint(opts_.endpoint)
+                ? ShmArena::create(2 * opts_.max_unacked_bytes + 2 * opts_.batch_bytes)
+                : nullptr) {
     if (opts_.endpoint.empty()) throw Error(ErrorCode::bad_argument, "endpoint is empty");
     if (opts_.heartbeat.count() <= 0)
         throw Error(ErrorCode::bad_argument, "Options::heartbeat must be positive");
@@ -547,6 +552,8 @@ ClientStats ClientCore::stats() const {
     s.connected = connected_;
     s.welcomes = welcomes_;
     s.resent_messages = resent_;
+    s.shared_memory = shm_active_;
+    s.shm_messages = shm_messages_;
     return s;
 }
 

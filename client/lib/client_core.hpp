@@ -197,6 +197,8 @@ class ClientCore {
     bool connected_ = false;
     std::uint64_t welcomes_ = 0;
     std::uint64_t resent_ = 0;
+    bool shm_active_ = false;  // set by the I/O thread under mu_
+    std::uint64_t shm_messages_ = 0;
     bool io_failed_ = false;  // the I/O thread died (a bug): fail instead of waiting forever
 
     // Destroyed first: stops the thread and the ZeroMQ context.

@@ -279,8 +279,26 @@ void IoThread::apply_ack_locked(std::uint64_t number, const proto::Json& meta) {
     core_.notice_.reset();  // commits succeed again
 }
 
+// Every WELCOME starts a session, possibly with another daemon process:
+// register the arena again (a daemon that offers no lane, refuses, or is
+// another process than the one that welcomed us gets frames).
+void IoThread::register_arena(const proto::Json& meta) {
+    shm_token_ = 0;
+    const ShmArena* arena = core_.pool_.arena();
+    auto path = meta.find("shm");
+    auto daemon = meta.find("daemon");
+    if (!arena || path == meta.end() || !path->is_string() || daemon == meta.end() ||
+        !daemon->is_string())
+        return;
+    std::string why;
+    auto r = arena->register_with(path->get<std::string>(), core_.id_hex_, why);
+    if (r && r->daemon == daemon->get<std::string>()) shm_token_ = r->token;
+}
+
 void IoThread::on_welcome(std::uint64_t number, const proto::Json& meta) {
+    register_arena(meta);  // before taking the lock: it talks to a socket
     std::lock_guard lock(core_.mu_);
+    core_.shm_active_ = shm_token_ != 0;
     apply_ack_locked(number, meta);
     auto get = [&](const char* k, std::uint64_t dflt) {
         auto it = meta.find(k);
@@ -336,6 +354,15 @@ void IoThread::on_error(std::uint64_t number, const proto::Json& meta) {
             if (phase_ == Phase::ready) rewind_to(expected);
             break;
         }
+        case ErrorCode::bad_shm:
+            // The daemon cannot read our arena (it forgot the registration):
+            // send the same messages again with their bytes in frames.
+            if (shm_token_) {
+                shm_token_ = 0;
+                core_.shm_active_ = false;
+                if (phase_ == Phase::ready) rewind_to(number);
+            }
+            break;
         case ErrorCode::need_hello:
             if (phase_ != Phase::awaiting_welcome) phase_ = Phase::need_hello;
             break;
@@ -441,10 +468,24 @@ void IoThread::pump() {
                 o.type = m.type;
                 o.seq = m.seq;
                 o.bytes = m.bytes;
-                bool meta = m.type != proto::MsgType::append;
-                o.add_header(m.type, meta ? proto::kFlagMeta : 0, m.seq);
-                o.add_copy(m.frame1.data(), m.frame1.size());
-                for (const auto& p : m.payloads) o.add_shared(p);
+                const bool meta = m.type != proto::MsgType::append;
+                bool shm = shm_token_ != 0 && !meta;
+                for (const auto& p : m.payloads) shm = shm && p.get()->arena_offset != kNotShared;
+                if (shm) {
+                    // The daemon reads the payloads in place (PROTOCOL.md 1.1).
+                    std::vector<proto::ShmRange> ranges;
+                    ranges.reserve(m.payloads.size());
+                    for (const auto& p : m.payloads) ranges.push_back({p.get()->arena_offset, p.size()});
+                    auto desc = proto::encode_shm_descriptor(shm_token_, ranges);
+                    o.add_header(m.type, proto::kFlagShm, m.seq);
+                    o.add_copy(m.frame1.data(), m.frame1.size());
+                    o.add_copy(desc.data(), desc.size());
+                    ++core_.shm_messages_;
+                } else {
+                    o.add_header(m.type, meta ? proto::kFlagMeta : 0, m.seq);
+                    o.add_copy(m.frame1.data(), m.frame1.size());
+                    for (const auto& p : m.payloads) o.add_shared(p);
+                }
                 out.push_back(std::move(o));
                 bytes_sent_ += m.bytes;
                 ++send_next_;

@@ -49,6 +49,7 @@ class IoThread {
     void receive_all();
     void handle(std::vector<std::vector<std::uint8_t>>& frames);
     void on_welcome(std::uint64_t number, const proto::Json& meta);
+    void register_arena(const proto::Json& meta);
     void on_ack(std::uint64_t number, const proto::Json& meta);
     void on_error(std::uint64_t number, const proto::Json& meta);
     void on_pong(std::uint64_t number);
@@ -85,6 +86,9 @@ class IoThread {
     std::uint64_t ping_upto_ = 0;  // highest seq sent before the last PING
     bool ping_outstanding_ = false;
     std::string hello_meta_;
+    // Shared-memory lane: the token the current daemon gave our arena, 0 when
+    // APPENDs carry their bytes in frames.
+    std::uint64_t shm_token_ = 0;
 };
 
 }  // namespace simsink::detail

@@ -10,6 +10,7 @@
 #include <zmq.hpp>
 
 #include "ingest/credit_gate.hpp"
+#include "ingest/shm_lane.hpp"
 #include "meta.hpp"
 #include "notify.hpp"
 #include "simsink_config.h"
@@ -86,6 +87,14 @@ struct Server::Impl {
     Received received;
     std::vector<AdminWaiter> admin_waiters;
     std::vector<zmq::message_t> frames;  // reused across messages
+    std::unique_ptr<ShmLane> lane;       // null when shared memory is off
+    // The current message's shared-memory descriptor and arena (APPEND with
+    // the SHM flag), decoded by on_sequenced before the credit check.
+    std::optional<proto::ShmDescriptor> shm_desc;
+    std::shared_ptr<const ShmArena> shm_arena;
+    struct {
+        std::uint64_t appends = 0, bytes = 0, refused = 0;
+    } shm_received;
 
     Impl(const Config& c, Registry& r, StagingBuffer& b)
         : config(c), registry(r), buffer(b), gate(c.buffer_cap, c.client_window) {
@@ -238,6 +247,7 @@ struct Server::Impl {
                 // stays, so a HELLO under the same id resumes as usual.
                 expect_frames(h, 1);
                 gate.disconnect(c->client_id);
+                if (lane) lane->forget(c->client_id);
                 registry.unbind(*c);
                 grant_all();
                 return;
@@ -276,6 +286,7 @@ struct Server::Impl {
         proto::Json w = {
             {"daemon", daemon_id}, {"expected", c.expected},        {"credit", credit},
             {"runs", runs},        {"max_frame", config.max_frame}, {"version", SIMSINK_VERSION}};
+        if (lane) w["shm"] = lane->path();
         send(ingest, rid, Header{MsgType::welcome, 0, c.committed}, &w);
         spdlog::debug("client {} ({} pid {}) connected, expected seq {}", id, c.host, c.pid,
                       c.expected);
@@ -283,7 +294,22 @@ struct Server::Impl {
 
     void on_sequenced(ClientState& c, const Header& h, double now) {
         std::uint64_t bytes = 0;
-        for (std::size_t i = 1; i < frames.size(); ++i) bytes += frames[i].size();
+        shm_desc.reset();
+        shm_arena.reset();
+        if (h.flags & proto::kFlagShm) {
+            // Credit counts the bytes the ranges name, as if they were frames.
+            expect_frames(h, 3);
+            auto table = proto::decode_block_table(bytes_of(frames[2]));
+            shm_desc = proto::decode_shm_descriptor(bytes_of(frames[3]), table.size());
+            bytes = frames[1].size() + frames[2].size();
+            for (const auto& r : shm_desc->ranges) {
+                if (bytes + r.length < bytes)
+                    throw ProtocolError(ErrorCode::bad_frame, "shared-memory ranges overflow");
+                bytes += r.length;
+            }
+        } else {
+            for (std::size_t i = 1; i < frames.size(); ++i) bytes += frames[i].size();
+        }
         if (stopping)
             throw ProtocolError(ErrorCode::shutting_down,
                                 "the daemon is stopping; resend after it restarts");
@@ -305,6 +331,9 @@ struct Server::Impl {
             }
             return;
         }
+        // A shared-memory APPEND the daemon cannot read is refused before it
+        // consumes its seq: the client resends it with the bytes in frames.
+        if (shm_desc) shm_arena = check_shm(c, *shm_desc);
         c.expected = seq + 1;
         c.gap_reported = 0;
         try {
@@ -439,13 +468,61 @@ struct Server::Impl {
         buffer.stage_declare(std::move(d));
     }
 
+    std::shared_ptr<const ShmArena> check_shm(const ClientState& c,
+                                              const proto::ShmDescriptor& d) {
+        auto arena = lane ? lane->find(d.token, c.client_id) : nullptr;
+        if (!arena) {
+            ++shm_received.refused;
+            throw ProtocolError(ErrorCode::bad_shm,
+                                "shared-memory arena " + std::to_string(d.token) +
+                                    " is not registered by this client with this daemon; "
+                                    "register it again or send the bytes in frames");
+        }
+        for (std::size_t i = 0; i < d.ranges.size(); ++i)
+            if (!arena->contains(d.ranges[i].offset, d.ranges[i].length)) {
+                ++shm_received.refused;
+                throw ProtocolError(ErrorCode::bad_shm,
+                                    "block " + std::to_string(i) + ": range of " +
+                                        std::to_string(d.ranges[i].length) + " bytes at offset " +
+                                        std::to_string(d.ranges[i].offset) +
+                                        " is outside the arena of " +
+                                        std::to_string(arena->size()) + " bytes");
+            }
+        return arena;
+    }
+
+    // The payload of block i of the current APPEND: a frame, or a range of
+    // the client's arena (kept mapped and in memory until it is committed).
+    Payload take_payload(std::size_t i) {
+        Payload p;
+        if (shm_arena) {
+            const auto r = shm_desc->ranges[i];
+            struct Hold {
+                std::shared_ptr<const ShmArena> arena;
+                proto::ShmRange range;
+                ~Hold() { arena->release(range.offset, range.length); }
+            };
+            shm_arena->populate(r.offset, r.length);
+            auto hold = std::make_shared<Hold>(shm_arena, r);  // in place: no temporary to release
+            p.data = shm_arena->base() + r.offset;
+            p.bytes = r.length;
+            p.owner = std::shared_ptr<const void>(hold, p.data);
+            return p;
+        }
+        auto owner = std::make_shared<zmq::message_t>(std::move(frames[3 + i]));
+        p.data = owner->data();
+        p.bytes = owner->size();
+        p.owner = std::shared_ptr<const void>(owner, owner->data());
+        return p;
+    }
+
     void on_append(ClientState& c, const Header& h) {
         if (h.flags & proto::kFlagMeta)
             throw ProtocolError(ErrorCode::bad_frame, "APPEND carries no metadata frame");
         if (frames.size() < 3)
             throw ProtocolError(ErrorCode::bad_frame, "APPEND needs a block table frame");
         auto table = proto::decode_block_table(bytes_of(frames[2]));
-        expect_frames(h, 2 + table.size());
+        if (!shm_arena) expect_frames(h, 2 + table.size());
         // Validate every block before staging any: an APPEND is all or nothing.
         // The validated stream and run of each block, reused when staging.
         std::vector<std::pair<StreamState*, const RunState*>> targets(table.size());
@@ -463,7 +540,7 @@ struct Server::Impl {
                 throw ProtocolError(ErrorCode::internal, "stream handle maps to nothing");
             const std::string where = "'" + st->key + "' of run " + std::to_string(run->run_id);
             if (!run->open) throw ProtocolError(ErrorCode::run_closed, where + ": run is closed");
-            const auto payload = frames[3 + i].size();
+            const auto payload = shm_arena ? shm_desc->ranges[i].length : frames[3 + i].size();
             if (b.rows > payload || payload / b.rows != st->row_bytes || payload % b.rows != 0)
                 throw ProtocolError(ErrorCode::row_size,
                                     where + ": block of " + std::to_string(b.rows) + " rows has " +
@@ -482,12 +559,8 @@ struct Server::Impl {
         }
         for (std::size_t i = 0; i < table.size(); ++i) {
             auto [st, run] = targets[i];
-            auto owner = std::make_shared<zmq::message_t>(std::move(frames[3 + i]));
-            Payload p;
-            p.data = owner->data();
-            p.bytes = owner->size();
+            Payload p = take_payload(i);
             p.rows = table[i].rows;
-            p.owner = std::shared_ptr<const void>(owner, owner->data());
             StagedRows meta;
             meta.campaign = run->campaign;
             meta.run_id = run->run_id;
@@ -497,6 +570,10 @@ struct Server::Impl {
             buffer.stage_rows(st->stream_id, meta, st->next_row, std::move(p));
             st->next_row += table[i].rows;
             received.rows += table[i].rows;
+        }
+        if (shm_arena) {
+            ++shm_received.appends;
+            for (const auto& r : shm_desc->ranges) shm_received.bytes += r.length;
         }
     }
 
@@ -617,7 +694,20 @@ struct Server::Impl {
                            ? (received.last_error.empty() ? proto::Json(nullptr)
                                                           : proto::Json(received.last_error))
                            : proto::Json(cs.last_error)}}},
-            {"campaigns", campaigns}};
+            {"campaigns", campaigns},
+            {"shm", shm_status()}};
+    }
+
+    proto::Json shm_status() const {
+        if (!lane) return {{"socket", nullptr}};
+        auto s = lane->stats();
+        return {{"socket", lane->path()},
+                {"arenas", s.arenas},
+                {"registrations", s.registrations},
+                {"refused_registrations", s.refused},
+                {"appends", shm_received.appends},
+                {"bytes", shm_received.bytes},
+                {"refused_appends", shm_received.refused}};
     }
 
     // ---- outcomes from the writer ------------------------------------------------
@@ -695,6 +785,7 @@ struct Server::Impl {
                               now - c.last_seen);
                 registry.unbind(c);
                 gate.disconnect(id);
+                if (lane) lane->forget(id);
             }
         }
         for (const auto& [id, r] : registry.runs()) {
@@ -745,6 +836,16 @@ void Server::bind() {
         i.admin.bind(i.config.admin);
     } catch (const zmq::error_t& e) {
         throw std::runtime_error("cannot bind admin socket " + i.config.admin + ": " + e.what());
+    }
+    // Shared memory is an optimisation: without it local clients copy
+    // their bytes through the ingest socket, as remote ones do.
+    if (!i.config.shm_socket.empty()) {
+        try {
+            i.lane = std::make_unique<ShmLane>(i.config.shm_socket, i.daemon_id);
+            i.lane->start();
+        } catch (const std::exception& e) {
+            spdlog::warn("shared memory for local clients is off: {}", e.what());
+        }
     }
 }
 

@@ -243,6 +243,10 @@ bool Committer::commit_once(std::uint64_t ticket) {
         return false;
     }
     buffer_.release(p.bytes);
+    // Payloads go before the ACK can: a client reuses its buffer once the
+    // ACK arrives, and the daemon then neither reads nor unmaps it (a shared-
+    // memory block's release would unmap the pages of the buffer's next use).
+    for (auto& [id, r] : p.rows) r.blocks.clear();
 
     std::set<std::int64_t> runs;
     std::set<std::string> campaigns;

@@ -87,6 +87,7 @@ enum class ErrorCode : int {
     closed = 26,        // client side: Run or Client already closed, or moved from
     bad_argument = 27,  // client side: invalid argument to an API call
     duplicate = 28,
+    bad_shm = 29,  // internal to the client: it falls back to copying
 };
 
 // "DTYPE_MISMATCH", "BAD_NAME", ...; "UNKNOWN" for a value outside the enum.
@@ -336,6 +337,11 @@ struct Options {
     std::chrono::milliseconds close_timeout{10000};
     // Shown by the daemon's status (HELLO "name"); optional.
     std::string name;
+    // For a daemon on this host (ipc:// or tcp:// to a loopback address):
+    // keep batches in shared memory that the daemon reads in place, instead
+    // of copying them through the socket (proto/PROTOCOL.md 1.1). Falls back
+    // to copying by itself when the daemon does not offer it.
+    bool shared_memory = true;
 };
 
 // Counters for diagnostics and tests; a consistent snapshot.
@@ -349,6 +355,8 @@ struct ClientStats {
     bool connected = false;          // a WELCOME was received and no restart is suspected since
     std::uint64_t welcomes = 0;      // WELCOMEs received (1 + reconnects/daemon restarts)
     std::uint64_t resent_messages = 0;
+    bool shared_memory = false;     // the current daemon reads our batches from shared memory
+    std::uint64_t shm_messages = 0;  // APPENDs sent as shared-memory ranges
 };
 
 namespace detail {

@@ -96,7 +96,8 @@ enum simsink_error {
     SIMSINK_ERR_BUSY = 25,
     SIMSINK_ERR_CLOSED = 26,
     SIMSINK_ERR_BAD_ARGUMENT = 27,
-    SIMSINK_ERR_DUPLICATE = 28
+    SIMSINK_ERR_DUPLICATE = 28,
+    SIMSINK_ERR_BAD_SHM = 29
 };
 
 /* Options of simsink_connect. Always fill with simsink_options_init first,

@@ -54,6 +54,7 @@ ERROR_NAMES = {
     26: "CLOSED",
     27: "BAD_ARGUMENT",
     28: "DUPLICATE",
+    29: "BAD_SHM",
 }
 ERROR_CODES = {name: code for code, name in ERROR_NAMES.items()}
 

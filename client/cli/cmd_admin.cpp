@@ -48,6 +48,15 @@ int cmd_status(Context& ctx, Args& args) {
                   << s["last_commit"].value("seconds", 0.0) << " s\n";
     else
         std::cout << "last commit: none yet\n";
+    if (const auto& sh = s.value("shm", proto::Json::object()); sh.contains("socket")) {
+        if (sh["socket"].is_string())
+            std::cout << "shared mem: " << format_bytes(sh.value("bytes", 0.0)) << " in "
+                      << sh.value("appends", 0) << " messages read in place, "
+                      << sh.value("arenas", 0) << " client arenas ("
+                      << sh["socket"].get<std::string>() << ")\n";
+        else
+            std::cout << "shared mem: off\n";
+    }
     std::cout << "errors:     " << s["errors"].value("total", 0);
     if (s["errors"]["last"].is_string())
         std::cout << " (last: " << s["errors"]["last"].get<std::string>() << ")";

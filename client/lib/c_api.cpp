@@ -119,6 +119,7 @@ void simsink_options_init(simsink_options* o) {
     o->heartbeat_seconds = d.heartbeat.count() / 1000.0;
     o->close_timeout_seconds = d.close_timeout.count() / 1000.0;
     o->name = nullptr;
+    o->shared_memory = d.shared_memory ? 1 : 0;
 }
 
 int simsink_connect(const char* endpoint, const simsink_options* opts, simsink_client** out) {
@@ -144,6 +145,7 @@ int simsink_connect(const char* endpoint, const simsink_options* opts, simsink_c
         so.heartbeat = seconds_to_ms(o.heartbeat_seconds);
         so.close_timeout = seconds_to_ms(o.close_timeout_seconds);
         if (o.name) so.name = o.name;
+        so.shared_memory = o.shared_memory != 0;
         so.endpoint = endpoint;
         *out = new simsink_client{std::make_shared<simsink::detail::ClientCore>(std::move(so))};
     });

@@ -8,12 +8,17 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "meta.hpp"
 #include "wire.hpp"
 
 namespace simsink::detail {
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14
+#endif
 
 namespace {
 constexpr std::uint64_t kHuge = std::uint64_t{2} << 20;
@@ -50,6 +55,9 @@ std::uint8_t* ShmArena::carve(std::size_t bytes) noexcept {
     const std::uint64_t at = (used_ + align - 1) / align * align;
     if (at > size_ || bytes > size_ - at) return nullptr;
     used_ = at + bytes;
+    // Back the whole buffer now, in one call: cheaper than a fault per page
+    // when the caller first writes it (older kernels: EINVAL, faults as usual).
+    if (!std::getenv("SIMSINK_NO_POPULATE")) ::madvise(base_ + at, bytes, MADV_POPULATE_WRITE);
     return base_ + at;
 }
 

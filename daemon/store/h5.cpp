@@ -458,6 +458,19 @@ void TmpFile::close(bool fsync) {
     if (::close(fd) != 0) fail_errno(site, "close", errno);
 }
 
+void TmpFile::wrote(std::uint64_t bytes) noexcept {
+    if (!early_writeback_) return;
+    unsubmitted_ += bytes;
+    if (unsubmitted_ < kWritebackBytes) return;
+    unsubmitted_ = 0;
+    void* handle = nullptr;
+    if (H5Fget_vfd_handle(file_.id(), H5P_DEFAULT, &handle) < 0 || !handle) {
+        H5Eclear2(H5E_DEFAULT);
+        return;
+    }
+    (void)::sync_file_range(*static_cast<int*>(handle), 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
 void TmpFile::rename_to(const std::filesystem::path& final_path) {
     if (::rename(path_.c_str(), final_path.c_str()) != 0)
         fail_errno(Site{path_}, "rename to " + final_path.string() + " from", errno);

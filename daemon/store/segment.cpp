@@ -9,6 +9,7 @@
 #include <isa-l/crc.h>
 #endif
 
+#include <cstdlib>
 #include <limits>
 #include <set>
 
@@ -113,7 +114,9 @@ std::vector<Planned> plan(const std::filesystem::path& path, std::span<const Str
     return planned;
 }
 
-SegmentDataset write_dataset(hid_t file, const std::filesystem::path& file_path, const Planned& p) {
+SegmentDataset write_dataset(h5::TmpFile& tmp, const Planned& p) {
+    const hid_t file = tmp.id();
+    const std::filesystem::path& file_path = tmp.path();
     const StreamWrite& w = *p.write;
     h5::Site site{file_path, p.name};
     h5::Type type = h5::dtype_type(w.dtype);
@@ -138,6 +141,7 @@ SegmentDataset write_dataset(hid_t file, const std::filesystem::path& file_path,
             // The memory type is the file type: the block's bytes go to disk as they are.
             h5::write_slab(dataset.id(), type.id(), start, count, b.data, site);
             crc = crc_update(crc, b.data, b.bytes);
+            tmp.wrote(b.bytes);
         }
         if (w.kind == StreamKind::stream) start[0] += b.rows;
     }
@@ -156,7 +160,8 @@ SegmentInfo write_segment(const std::filesystem::path& path, std::span<const Str
     SegmentInfo info;
     h5::TmpFile file(h5::tmp_path_for(path));
     file.preallocate(data_bytes + kFileOverhead + kDatasetOverhead * planned.size());
-    for (const auto& p : planned) info.datasets.push_back(write_dataset(file.id(), file.path(), p));
+    file.set_early_writeback(options.fsync && std::getenv("SIMSINK_NO_EARLY_WB") == nullptr);
+    for (const auto& p : planned) info.datasets.push_back(write_dataset(file, p));
     file.close(options.fsync);
 
     std::error_code ec;

@@ -112,6 +112,7 @@ typedef struct simsink_options {
     double heartbeat_seconds;     /* PING after this long without traffic (1.0) */
     double close_timeout_seconds; /* simsink_client_close's wait for acknowledgements (10.0) */
     const char* name;             /* client name shown by the daemon, or NULL; copied */
+    int32_t shared_memory; /* 1 (default): a daemon on this host reads batches from shared memory */
 } simsink_options;
 
 void simsink_options_init(simsink_options* opts);

@@ -72,6 +72,7 @@ class simsink_options(ctypes.Structure):
         ("heartbeat_seconds", ctypes.c_double),
         ("close_timeout_seconds", ctypes.c_double),
         ("name", ctypes.c_char_p),
+        ("shared_memory", ctypes.c_int32),
     ]
 
 

@@ -327,7 +327,7 @@ class _Native:
             if k in _C_OPTIONS and v is not None:
                 if k == "name":
                     v = v.encode()
-                elif k == "blocking":
+                elif k in ("blocking", "shared_memory"):
                     v = 1 if v else 0
                 elif k in ("timeout", "linger", "heartbeat", "close_timeout"):
                     k = k + "_seconds"
@@ -359,7 +359,7 @@ class _Native:
 
 
 _C_OPTIONS = ("blocking", "max_unacked_bytes", "batch_bytes", "linger", "timeout", "heartbeat",
-              "close_timeout", "name")
+              "close_timeout", "name", "shared_memory")
 # block_bytes None: libsimsink's batch_bytes (1 MiB unless set), so that one
 # simsink_record_rows call fills about one APPEND message.
 _PY_OPTIONS = {"block_rows": 4096, "block_bytes": None, "block_linger": 0.1}
@@ -372,7 +372,9 @@ class Client:
     the daemon), ``blocking`` (False: BUSY instead of waiting when
     ``max_unacked_bytes`` are unacknowledged), ``max_unacked_bytes``,
     ``batch_bytes``, ``linger``, ``timeout`` (flush()/run.id wait, seconds),
-    ``heartbeat``, ``close_timeout``; Python-side batching: ``block_rows``
+    ``heartbeat``, ``close_timeout``, ``shared_memory`` (True: a daemon on
+    this host reads the batches from shared memory instead of the socket);
+    Python-side batching: ``block_rows``
     (4096), ``block_bytes`` (batch_bytes, 1 MiB), ``block_linger`` (0.1 s; 0: only full
     blocks and control calls hand rows over).
 

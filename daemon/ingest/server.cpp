@@ -294,21 +294,30 @@ struct Server::Impl {
 
     void on_sequenced(ClientState& c, const Header& h, double now) {
         std::uint64_t bytes = 0;
+        for (std::size_t i = 1; i < frames.size(); ++i) bytes += frames[i].size();
         shm_desc.reset();
         shm_arena.reset();
+        // A malformed shared-memory APPEND is a BAD_FRAME like any other,
+        // raised where it consumes its seq (on_append); its frames count.
+        std::optional<ProtocolError> shm_malformed;
         if (h.flags & proto::kFlagShm) {
-            // Credit counts the bytes the ranges name, as if they were frames.
-            expect_frames(h, 3);
-            auto table = proto::decode_block_table(bytes_of(frames[2]));
-            shm_desc = proto::decode_shm_descriptor(bytes_of(frames[3]), table.size());
-            bytes = frames[1].size() + frames[2].size();
-            for (const auto& r : shm_desc->ranges) {
-                if (bytes + r.length < bytes)
-                    throw ProtocolError(ErrorCode::bad_frame, "shared-memory ranges overflow");
-                bytes += r.length;
+            try {
+                expect_frames(h, 3);
+                auto table = proto::decode_block_table(bytes_of(frames[2]));
+                shm_desc = proto::decode_shm_descriptor(bytes_of(frames[3]), table.size());
+                // Credit counts the bytes the ranges name, as if they were frames.
+                bytes = frames[1].size() + frames[2].size();
+                for (const auto& r : shm_desc->ranges) {
+                    if (bytes + r.length < bytes)
+                        throw ProtocolError(ErrorCode::bad_frame, "shared-memory ranges overflow");
+                    bytes += r.length;
+                }
+            } catch (const ProtocolError& e) {
+                shm_malformed = e;
+                shm_desc.reset();
+                bytes = 0;
+                for (std::size_t i = 1; i < frames.size(); ++i) bytes += frames[i].size();
             }
-        } else {
-            for (std::size_t i = 1; i < frames.size(); ++i) bytes += frames[i].size();
         }
         if (stopping)
             throw ProtocolError(ErrorCode::shutting_down,
@@ -331,12 +340,22 @@ struct Server::Impl {
             }
             return;
         }
-        // A shared-memory APPEND the daemon cannot read is refused before it
-        // consumes its seq: the client resends it with the bytes in frames.
-        if (shm_desc) shm_arena = check_shm(c, *shm_desc);
+        // A shared-memory APPEND the daemon cannot read is refused without
+        // consuming its seq: the client resends it with the bytes in frames.
+        if (shm_desc) {
+            try {
+                shm_arena = check_shm(c, *shm_desc);
+            } catch (const ProtocolError& e) {
+                send_error(ingest, c.routing_id, seq, e.code(), e.what());
+                for (auto& [id, limit] : gate.grants(buffer.bytes(), &c.client_id))
+                    send_credit(id, limit);
+                return;
+            }
+        }
         c.expected = seq + 1;
         c.gap_reported = 0;
         try {
+            if (shm_malformed) throw *shm_malformed;
             switch (h.type) {
                 case MsgType::open_run:
                     on_open_run(c, h, now);
@@ -360,6 +379,7 @@ struct Server::Impl {
             // The seq is consumed: a rejected message is processed, not lost.
             send_error(ingest, c.routing_id, seq, e.code(), e.what());
         }
+        shm_arena.reset();  // staged blocks hold the arena; the lane's table may drop it
         buffer.stage_progress(c.client_id, seq, c.host, c.pid, now);
         if (buffer.staged_bytes() >= config.commit_bytes) committer->request_commit();
         for (auto& [id, limit] : gate.grants(buffer.bytes(), &c.client_id)) send_credit(id, limit);

@@ -36,6 +36,17 @@ ErrorCode code_of_table(const std::vector<std::uint8_t>& frame) {
     return ErrorCode::ok;
 }
 
+ErrorCode code_of_shm(const std::vector<std::uint8_t>& frame, std::size_t blocks,
+                      std::string* message = nullptr) {
+    try {
+        decode_shm_descriptor(frame, blocks);
+    } catch (const ProtocolError& e) {
+        if (message) *message = e.what();
+        return e.code();
+    }
+    return ErrorCode::ok;
+}
+
 ErrorCode code_of_meta(const std::string& text) {
     try {
         parse_meta(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
@@ -181,6 +192,92 @@ TEST_CASE("block table reserved fields must be zero", "[wire][blocks]") {
     f[4] = 0;
     f[kBlockTablePrefix + 4] = 1;
     CHECK(code_of_table(f) == ErrorCode::bad_frame);
+}
+
+// ---- shared-memory descriptor (PROTOCOL.md 1.1) ------------------------------------------
+
+TEST_CASE("SHM flag on APPEND decodes; on any other type it is BAD_FRAME", "[wire][header][shm]") {
+    auto h = decode_header(valid_header(MsgType::append, kFlagShm, 9));
+    CHECK(h.type == MsgType::append);
+    CHECK(h.flags == kFlagShm);
+    CHECK(h.number == 9);
+    CHECK(valid_header(MsgType::append, kFlagShm)[6] == 0x02);
+    for (auto t : {MsgType::hello, MsgType::ping, MsgType::flush, MsgType::want, MsgType::open_run,
+                   MsgType::declare, MsgType::set_attrs, MsgType::close_run, MsgType::status,
+                   MsgType::welcome, MsgType::ack, MsgType::error}) {
+        INFO("type " << name(t));
+        CHECK(code_of_header(valid_header(t, kFlagShm)) == ErrorCode::bad_frame);
+        CHECK(code_of_header(valid_header(t, kFlagShm | kFlagMeta)) == ErrorCode::bad_frame);
+    }
+    try {
+        decode_header(valid_header(MsgType::declare, kFlagShm | kFlagMeta));
+        FAIL("SHM flag on DECLARE accepted");
+    } catch (const ProtocolError& e) {
+        CHECK_THAT(e.what(), Catch::Contains("APPEND only"));
+    }
+    // Bits beside META and SHM stay reserved on APPEND too.
+    CHECK(code_of_header(valid_header(MsgType::append, kFlagShm | 0x0004)) == ErrorCode::bad_frame);
+}
+
+TEST_CASE("shared-memory descriptor round-trips, little-endian", "[wire][shm]") {
+    std::vector<ShmRange> in{{0, 1}, {4096, 48}, {0x0102030405060708ull, 0x1000}};
+    auto f = encode_shm_descriptor(0xA1B2C3D4E5F60718ull, in);
+    REQUIRE(f.size() == kShmDescPrefix + 3 * kShmDescEntry);
+    REQUIRE(f.size() == 8 + 3 * 16);
+    CHECK(f[0] == 0x18);
+    CHECK(f[7] == 0xA1);
+    CHECK(get_u64(f.data() + 8 + 16) == 4096);  // offset of block 1
+    CHECK(get_u64(f.data() + 16 + 16) == 48);   // length of block 1
+    CHECK(f[8 + 32] == 0x08);                   // offset of block 2, low byte first
+    auto d = decode_shm_descriptor(f, 3);
+    CHECK(d.token == 0xA1B2C3D4E5F60718ull);
+    REQUIRE(d.ranges.size() == 3);
+    for (std::size_t i = 0; i < 3; ++i) {
+        INFO("block " << i);
+        CHECK(d.ranges[i].offset == in[i].offset);
+        CHECK(d.ranges[i].length == in[i].length);
+    }
+    // The largest range that does not overflow: offset + length == 2^64 - 1.
+    std::vector<ShmRange> edge{{~0ull - 5, 5}};
+    auto e = decode_shm_descriptor(encode_shm_descriptor(1, edge), 1);
+    CHECK(e.ranges[0].offset == ~0ull - 5);
+    CHECK(e.ranges[0].length == 5);
+}
+
+TEST_CASE("shared-memory descriptor of the wrong size is BAD_FRAME", "[wire][shm]") {
+    std::vector<ShmRange> two{{0, 8}, {8, 8}};
+    auto f = encode_shm_descriptor(7, two);
+    std::string msg;
+    CHECK(code_of_shm(f, 2) == ErrorCode::ok);
+    CHECK(code_of_shm(f, 1, &msg) == ErrorCode::bad_frame);  // one entry too many
+    CHECK_THAT(msg, Catch::Contains("40 bytes") && Catch::Contains("1 blocks need 24"));
+    CHECK(code_of_shm(f, 3) == ErrorCode::bad_frame);  // one entry too few
+    auto longer = f;
+    longer.push_back(0);
+    CHECK(code_of_shm(longer, 2) == ErrorCode::bad_frame);
+    auto shorter = f;
+    shorter.pop_back();
+    CHECK(code_of_shm(shorter, 2) == ErrorCode::bad_frame);
+    CHECK(code_of_shm({}, 1) == ErrorCode::bad_frame);                            // no token
+    CHECK(code_of_shm(std::vector<std::uint8_t>(7), 0) == ErrorCode::bad_frame);  // short token
+    CHECK(code_of_shm(std::vector<std::uint8_t>(8), 1) == ErrorCode::bad_frame);  // token alone
+}
+
+TEST_CASE("shared-memory range of length 0 is BAD_FRAME", "[wire][shm]") {
+    std::vector<ShmRange> r{{0, 16}, {4096, 0}};
+    std::string msg;
+    CHECK(code_of_shm(encode_shm_descriptor(7, r), 2, &msg) == ErrorCode::bad_frame);
+    CHECK_THAT(msg, Catch::Contains("block 1") && Catch::Contains("empty"));
+}
+
+TEST_CASE("shared-memory range whose end overflows 64 bits is BAD_FRAME", "[wire][shm]") {
+    std::string msg;
+    std::vector<ShmRange> r{{~0ull - 4, 5}};
+    CHECK(code_of_shm(encode_shm_descriptor(7, r), 1, &msg) == ErrorCode::bad_frame);
+    CHECK_THAT(msg, Catch::Contains("block 0") && Catch::Contains("overflows"));
+    std::vector<ShmRange> r2{{1, 1}, {1ull << 63, 1ull << 63}};
+    CHECK(code_of_shm(encode_shm_descriptor(7, r2), 2, &msg) == ErrorCode::bad_frame);
+    CHECK_THAT(msg, Catch::Contains("block 1"));
 }
 
 // ---- metadata ---------------------------------------------------------------------

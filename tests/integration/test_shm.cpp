@@ -1,0 +1,832 @@
+// The shared-memory lane (proto/PROTOCOL.md 1.1) against the real daemon:
+// registrations it must refuse, sent through a raw SOCK_SEQPACKET socket;
+// shared-memory APPENDs from a raw ZeroMQ client, good and bad; the C++
+// client using the lane (or not) by itself; and a daemon restart under a
+// client whose unacknowledged data lives in its arena. Rows are checked
+// byte for byte through the HDF5 library and the catalog through SQLite.
+#include <fcntl.h>
+#include <hdf5.h>
+#include <linux/magic.h>
+#include <sqlite3.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/statfs.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <fstream>
+#include <simsink/client.hpp>
+
+#include "daemon_process.hpp"
+
+using namespace simsink;
+using namespace simsink::testing;
+using proto::MsgType;
+
+namespace {
+
+// ---- helpers --------------------------------------------------------------------------
+
+struct Fd {
+    int fd = -1;
+    explicit Fd(int f) : fd(f) {}
+    ~Fd() {
+        if (fd >= 0) close(fd);
+    }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+};
+
+// A memfd of `size` bytes that allows sealing, with `seals` added (0: none).
+int make_memfd(std::uint64_t size, int seals) {
+    int fd = memfd_create("simsink-test-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    REQUIRE(fd >= 0);
+    REQUIRE(ftruncate(fd, static_cast<off_t>(size)) == 0);
+    if (seals) REQUIRE(fcntl(fd, F_ADD_SEALS, seals) == 0);
+    return fd;
+}
+
+constexpr int kArenaSeals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+
+fs::path shm_socket(const DaemonProcess& d) {
+    return d.data_dir() / "shm.sock";
+}
+
+// One registration on the daemon's shared-memory socket: `text` as the
+// message with `fds` attached as SCM_RIGHTS; returns the daemon's JSON reply.
+proto::Json shm_register(const fs::path& socket_path, const std::string& text,
+                         const std::vector<int>& fds) {
+    REQUIRE(fds.size() <= 8);
+    Fd s(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    REQUIRE(s.fd >= 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    REQUIRE(socket_path.string().size() < sizeof a.sun_path);
+    std::strncpy(a.sun_path, socket_path.c_str(), sizeof a.sun_path - 1);
+    REQUIRE(connect(s.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    timeval tv{10, 0};
+    setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    iovec iov{const_cast<char*>(text.data()), text.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(8 * sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (!fds.empty()) {
+        msg.msg_control = control;
+        msg.msg_controllen = CMSG_SPACE(fds.size() * sizeof(int));
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
+        std::memcpy(CMSG_DATA(c), fds.data(), fds.size() * sizeof(int));
+    }
+    REQUIRE(sendmsg(s.fd, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(text.size()));
+    char reply[4096];
+    ssize_t n = recv(s.fd, reply, sizeof reply, 0);
+    REQUIRE(n > 0);
+    return proto::parse_meta(
+        {reinterpret_cast<const std::uint8_t*>(reply), static_cast<std::size_t>(n)});
+}
+
+std::string registration(const std::string& client, std::uint64_t size) {
+    return proto::Json{{"client", client}, {"size", size}}.dump();
+}
+
+void expect_refused(const proto::Json& reply, const char* mentions) {
+    INFO("reply " << reply.dump());
+    CHECK(reply.value("code", "") == "BAD_SHM");
+    CHECK_FALSE(reply.contains("token"));
+    REQUIRE(reply.contains("message"));
+    REQUIRE(reply["message"].is_string());
+    CHECK_THAT(reply["message"].get<std::string>(), Catch::Contains(mentions));
+}
+
+// The daemon's status, polled until `done` holds (or 10 s passed).
+template <class Pred>
+proto::Json status_when(const DaemonProcess& d, Pred done) {
+    proto::Json st;
+    for (int i = 0; i < 500; ++i) {
+        st = admin_request(d.admin(), MsgType::status);
+        if (done(st)) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return st;
+}
+
+proto::Json status(const DaemonProcess& d) {
+    return admin_request(d.admin(), MsgType::status);
+}
+
+std::int64_t sql_int(const fs::path& db_path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+    sqlite3_stmt* s = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK);
+    std::int64_t v = -1;
+    if (sqlite3_step(s) == SQLITE_ROW) v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+// A whole dataset of a campaign view as raw bytes in its file type (little-
+// endian, native here: the wire layout) and its dimensions.
+std::vector<std::uint8_t> read_dataset(const fs::path& view, const std::string& path,
+                                       std::vector<hsize_t>& dims) {
+    hid_t file = H5Fopen(view.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    REQUIRE(file >= 0);
+    hid_t d = H5Dopen2(file, path.c_str(), H5P_DEFAULT);
+    REQUIRE(d >= 0);
+    hid_t space = H5Dget_space(d);
+    int rank = H5Sget_simple_extent_ndims(space);
+    dims.assign(static_cast<std::size_t>(rank), 0);
+    H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+    hid_t type = H5Dget_type(d);
+    std::size_t n = H5Tget_size(type);
+    for (auto x : dims) n *= x;
+    std::vector<std::uint8_t> out(n);
+    if (n) REQUIRE(H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) >= 0);
+    H5Tclose(type);
+    H5Sclose(space);
+    H5Dclose(d);
+    H5Fclose(file);
+    return out;
+}
+
+std::vector<std::uint8_t> doubles_bytes(const std::vector<double>& v) {
+    std::vector<std::uint8_t> out(v.size() * 8);
+    std::memcpy(out.data(), v.data(), out.size());
+    return out;
+}
+
+// A protocol-level ingest client (as in test_bad_input.cpp).
+struct RawClient {
+    zmq::context_t ctx;
+    zmq::socket_t s{ctx, zmq::socket_type::dealer};
+    explicit RawClient(const std::string& ep) {
+        s.set(zmq::sockopt::linger, 0);
+        s.connect(ep);
+    }
+    void send(std::vector<std::vector<std::uint8_t>> frames) {
+        for (std::size_t i = 0; i < frames.size(); ++i)
+            s.send(zmq::buffer(frames[i]),
+                   i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    }
+    static std::vector<std::uint8_t> hdr(MsgType t, std::uint64_t n, std::uint16_t flags = 0) {
+        return proto::encode_header({t, flags, n});
+    }
+    static std::vector<std::uint8_t> json(const proto::Json& j) {
+        auto s = j.dump();
+        return {s.begin(), s.end()};
+    }
+    void send_meta(MsgType t, std::uint64_t n, const proto::Json& j) {
+        send({hdr(t, n, proto::kFlagMeta), json(j)});
+    }
+    std::pair<proto::Header, proto::Json> recv() {
+        zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
+        REQUIRE(zmq::poll(&item, 1, std::chrono::seconds(10)) == 1);
+        std::vector<zmq::message_t> f;
+        (void)zmq::recv_multipart(s, std::back_inserter(f));
+        auto h = proto::decode_header({static_cast<const std::uint8_t*>(f[0].data()), f[0].size()});
+        proto::Json m = proto::Json::object();
+        if (f.size() > 1)
+            m = proto::parse_meta({static_cast<const std::uint8_t*>(f[1].data()), f[1].size()});
+        return {h, m};
+    }
+    // Skips CREDIT and ACK notices; returns the next ERROR/WELCOME/PONG.
+    std::pair<proto::Header, proto::Json> recv_answer() {
+        for (;;) {
+            auto r = recv();
+            if (r.first.type != MsgType::credit && r.first.type != MsgType::ack) return r;
+        }
+    }
+    void expect_error(const char* code, std::uint64_t number, const char* mentions = nullptr) {
+        auto [h, m] = recv_answer();
+        INFO("reply " << m.dump());
+        REQUIRE(h.type == MsgType::error);
+        CHECK(m["code"] == code);
+        CHECK(h.number == number);
+        if (mentions) CHECK_THAT(m["message"].get<std::string>(), Catch::Contains(mentions));
+    }
+    // FLUSH up to `seq` and wait for its ACK; any ERROR on the way fails.
+    void flush(std::uint64_t seq) {
+        send({hdr(MsgType::flush, seq)});
+        for (;;) {
+            auto [h, m] = recv();
+            INFO("reply " << m.dump());
+            REQUIRE(h.type != MsgType::error);
+            if (h.type == MsgType::ack && h.number >= seq) return;
+        }
+    }
+    // The daemon answers a PING with PONG carrying its `expected` for us.
+    std::uint64_t expected() {
+        send({hdr(MsgType::ping, 0)});
+        for (;;) {
+            auto [h, m] = recv();
+            INFO("reply " << m.dump());
+            REQUIRE(h.type != MsgType::error);
+            if (h.type == MsgType::pong) return h.number;
+        }
+    }
+    // HELLO; returns WELCOME's metadata.
+    proto::Json hello(const std::string& client_id) {
+        send_meta(MsgType::hello, 0, {{"client", client_id}, {"host", "t"}, {"pid", 1}});
+        auto [h, m] = recv_answer();
+        INFO("reply " << m.dump());
+        REQUIRE(h.type == MsgType::welcome);
+        return m;
+    }
+};
+
+// A sealed arena mapped read-write in the test, as a client keeps it.
+struct Arena {
+    std::uint64_t size;
+    int fd;
+    std::uint8_t* base;
+    explicit Arena(std::uint64_t bytes) : size(bytes), fd(make_memfd(bytes, kArenaSeals)) {
+        void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        REQUIRE(p != MAP_FAILED);
+        base = static_cast<std::uint8_t*>(p);
+    }
+    ~Arena() {
+        munmap(base, size);
+        close(fd);
+    }
+    Arena(const Arena&) = delete;
+    Arena& operator=(const Arena&) = delete;
+    // Registers with the daemon as `client`; returns the token.
+    std::uint64_t register_with(const DaemonProcess& d, const std::string& client,
+                                const std::string& daemon_id) {
+        auto r = shm_register(shm_socket(d), registration(client, size), {fd});
+        INFO("reply " << r.dump());
+        REQUIRE(r.contains("token"));
+        REQUIRE(r["token"].is_number_unsigned());
+        CHECK(r["daemon"] == daemon_id);
+        CHECK_FALSE(r.contains("code"));
+        auto token = r["token"].get<std::uint64_t>();
+        CHECK(token != 0);
+        return token;
+    }
+};
+
+std::vector<std::uint8_t> shm_desc(std::uint64_t token, std::uint64_t offset,
+                                   std::uint64_t length) {
+    proto::ShmRange r{offset, length};
+    return proto::encode_shm_descriptor(token, std::span(&r, 1));
+}
+
+// Rows of the float64[3] stream "y" of the raw tests: row r holds r*10 + {0, 1, 2} + 0.5.
+std::vector<std::uint8_t> y_rows(std::uint64_t first, std::uint64_t n) {
+    std::vector<double> v;
+    for (std::uint64_t r = first; r < first + n; ++r)
+        for (int j = 0; j < 3; ++j) v.push_back(static_cast<double>(r) * 10 + j + 0.5);
+    return doubles_bytes(v);
+}
+
+// ---- the C++ client ---------------------------------------------------------------------
+
+// What record_through() records: `rounds` rounds (each ends with a flush),
+// each with kX rows of the float64 scalar "x" (row i = 0.5 * i) and kY rows
+// of the float64[16] "y" (row i = i*16 + j).
+constexpr std::uint64_t kRounds = 3, kX = 2000, kY = 700;
+constexpr std::uint64_t kPayloadBytes = kRounds * (kX * 8 + kY * 16 * 8);
+
+struct Recorded {
+    std::int64_t run_id = 0;
+    ClientStats stats;
+};
+
+Recorded record_through(const std::string& endpoint, const std::string& campaign,
+                        Options options = {}) {
+    options.timeout = std::chrono::seconds(60);
+    Client client(endpoint, options);
+    Run run = client.open_run(campaign, {{"who", campaign}});
+    double y[16];
+    std::uint64_t xi = 0, yi = 0;
+    for (std::uint64_t round = 0; round < kRounds; ++round) {
+        for (std::uint64_t i = 0; i < kX; ++i, ++xi) run.record("x", 0.5 * static_cast<double>(xi));
+        for (std::uint64_t i = 0; i < kY; ++i, ++yi) {
+            for (int j = 0; j < 16; ++j) y[j] = static_cast<double>(yi * 16 + j);
+            run.record("y", std::span<const double>(y));
+        }
+        client.flush();
+    }
+    run.close({{"rounds", static_cast<std::int64_t>(kRounds)}});
+    client.flush();
+    Recorded r;
+    r.run_id = run.id();
+    r.stats = client.stats();
+    return r;
+}
+
+// After the daemon stopped: what record_through() recorded is there, byte for byte.
+void check_recorded(const DaemonProcess& d, const std::string& campaign, std::int64_t run_id) {
+    INFO("campaign " << campaign << ", run " << run_id);
+    const auto view = d.data_dir() / (campaign + ".h5");
+    const std::string group = "/runs/" + std::to_string(run_id);
+    std::vector<hsize_t> dims;
+    auto x = read_dataset(view, group + "/x", dims);
+    REQUIRE(dims == std::vector<hsize_t>{kRounds * kX});
+    std::vector<double> want_x(kRounds * kX);
+    for (std::uint64_t i = 0; i < want_x.size(); ++i) want_x[i] = 0.5 * static_cast<double>(i);
+    CHECK(x == doubles_bytes(want_x));
+    auto y = read_dataset(view, group + "/y", dims);
+    REQUIRE(dims == std::vector<hsize_t>{kRounds * kY, 16});
+    std::vector<double> want_y(kRounds * kY * 16);
+    for (std::uint64_t i = 0; i < want_y.size(); ++i) want_y[i] = static_cast<double>(i);
+    CHECK(y == doubles_bytes(want_y));
+    const auto db = d.data_dir() / "catalog.sqlite";
+    const auto id = std::to_string(run_id);
+    CHECK(sql_int(db, "SELECT rows FROM streams WHERE key='x' AND run_id=" + id) ==
+          static_cast<std::int64_t>(kRounds * kX));
+    CHECK(sql_int(db, "SELECT rows FROM streams WHERE key='y' AND run_id=" + id) ==
+          static_cast<std::int64_t>(kRounds * kY));
+    CHECK(sql_int(db, "SELECT count(*) FROM runs WHERE status='finished' AND id=" + id) == 1);
+}
+
+}  // namespace
+
+// ---- registration --------------------------------------------------------------------
+
+TEST_CASE("shm: the lane refuses bad registrations with BAD_SHM naming the fault",
+          "[integration][shm]") {
+    DaemonProcess daemon("shmreg");
+    const auto sock = shm_socket(daemon);
+    REQUIRE(fs::exists(sock));
+    const std::string id = "0123456789abcdef0123456789abcdef";
+    int refusals = 0;
+
+    {  // no descriptor at all
+        INFO("no fd");
+        expect_refused(shm_register(sock, registration(id, 4096), {}), "got 0");
+        ++refusals;
+    }
+    {  // two descriptors
+        INFO("two fds");
+        Fd a(make_memfd(4096, kArenaSeals)), b(make_memfd(4096, kArenaSeals));
+        expect_refused(shm_register(sock, registration(id, 4096), {a.fd, b.fd}), "got 2");
+        ++refusals;
+    }
+    {  // a regular file
+        INFO("regular file");
+        const auto path = daemon.dir() / "not-a-memfd";
+        {
+            std::ofstream f(path, std::ios::binary);
+            f << std::string(4096, 'x');
+        }
+        Fd f(open(path.c_str(), O_RDWR | O_CLOEXEC));
+        REQUIRE(f.fd >= 0);
+        struct statfs sfs {};
+        REQUIRE(fstatfs(f.fd, &sfs) == 0);
+        // A file on tmpfs answers F_GET_SEALS (with F_SEAL_SEAL): it is then
+        // refused for its missing F_SEAL_SHRINK instead.
+        const bool shmem = sfs.f_type == TMPFS_MAGIC || sfs.f_type == HUGETLBFS_MAGIC;
+        expect_refused(shm_register(sock, registration(id, 4096), {f.fd}),
+                       shmem ? "F_SEAL_SHRINK" : "not a memfd");
+        ++refusals;
+    }
+    {  // a memfd that could shrink: no seals, then only F_SEAL_GROW
+        INFO("no F_SEAL_SHRINK");
+        Fd m(make_memfd(8192, 0));
+        expect_refused(shm_register(sock, registration(id, 8192), {m.fd}),
+                       "not sealed against shrinking");
+        ++refusals;
+        Fd g(make_memfd(8192, F_SEAL_GROW | F_SEAL_WRITE));
+        expect_refused(shm_register(sock, registration(id, 8192), {g.fd}), "F_SEAL_SHRINK");
+        ++refusals;
+    }
+    {  // the size it claims is not the memfd's size (both ways)
+        INFO("size mismatch");
+        Fd m(make_memfd(8192, kArenaSeals));
+        expect_refused(shm_register(sock, registration(id, 4096), {m.fd}),
+                       "the arena's size is 8192, not 4096");
+        ++refusals;
+        expect_refused(shm_register(sock, registration(id, 12288), {m.fd}),
+                       "the arena's size is 8192, not 12288");
+        ++refusals;
+    }
+    {  // sizes that are not multiples of 4096, or out of range
+        INFO("bad size");
+        Fd m(make_memfd(8192, kArenaSeals));
+        expect_refused(shm_register(sock, registration(id, 5000), {m.fd}),
+                       "arena size 5000 must be a multiple of 4096");
+        ++refusals;
+        expect_refused(shm_register(sock, registration(id, 0), {m.fd}), "arena size 0 must");
+        ++refusals;
+        expect_refused(
+            shm_register(sock, registration(id, (std::uint64_t{64} << 30) + 4096), {m.fd}),
+            "between 4096 and 64 GiB");
+        ++refusals;
+        expect_refused(
+            shm_register(sock, proto::Json{{"client", id}, {"size", -4096}}.dump(), {m.fd}),
+            "'size' must be an unsigned integer");
+        ++refusals;
+        expect_refused(shm_register(sock, proto::Json{{"client", id}}.dump(), {m.fd}),
+                       "'size' must be an unsigned integer");
+        ++refusals;
+    }
+    {  // client ids that are not 32 lowercase hex characters
+        INFO("bad client id");
+        Fd m(make_memfd(4096, kArenaSeals));
+        for (const std::string bad : {"0123456789ABCDEF0123456789ABCDEF", "0123456789abcdef",
+                                      "0123456789abcdef0123456789abcdeg", ""}) {
+            INFO("client '" << bad << "'");
+            expect_refused(shm_register(sock, registration(bad, 4096), {m.fd}),
+                           "'client' must be 32 lowercase hex characters");
+            ++refusals;
+        }
+        expect_refused(shm_register(sock, proto::Json{{"size", 4096}}.dump(), {m.fd}),
+                       "'client' must be 32 lowercase hex");
+        ++refusals;
+    }
+    {  // not JSON, and JSON that is not an object
+        INFO("not JSON");
+        Fd m(make_memfd(4096, kArenaSeals));
+        expect_refused(shm_register(sock, "{\"client\": \"0123", {m.fd}), "not valid JSON");
+        ++refusals;
+        expect_refused(shm_register(sock, "[1, 2]", {m.fd}), "not valid JSON");
+        ++refusals;
+    }
+    {  // longer than 4096 bytes
+        INFO("too long");
+        Fd m(make_memfd(4096, kArenaSeals));
+        auto text =
+            proto::Json{{"client", id}, {"size", 4096}, {"pad", std::string(5000, 'p')}}.dump();
+        expect_refused(shm_register(sock, text, {m.fd}), "longer than 4096 bytes");
+        ++refusals;
+    }
+
+    auto st = status(daemon);
+    INFO("status " << st["shm"].dump());
+    CHECK(st["shm"]["socket"] == sock.string());
+    CHECK(st["shm"]["refused_registrations"] == refusals);
+    CHECK(st["shm"]["registrations"] == 0);
+    CHECK(st["shm"]["arenas"] == 0);
+    CHECK(st["errors"]["total"] == 0);  // registration refusals are not ingest errors
+
+    // The daemon still serves: a normal client records, over the lane.
+    {
+        Client good(daemon.ingest());
+        Run run = good.open_run("shmreg", {{"who", "good"}});
+        for (int i = 0; i < 500; ++i) run.record("x", static_cast<double>(i));
+        run.close();
+        good.flush();
+        CHECK(good.stats().shared_memory);
+        CHECK(good.stats().shm_messages > 0);
+        st = status(daemon);
+        CHECK(st["shm"]["registrations"] == 1);
+        CHECK(st["shm"]["arenas"] == 1);
+        CHECK(st["shm"]["refused_registrations"] == refusals);
+        CHECK(st["shm"]["refused_appends"] == 0);
+        CHECK(st["shm"]["bytes"] == 500 * 8);
+    }
+    // BYE: the daemon forgets the arena.
+    st = status_when(daemon, [](const proto::Json& s) { return s["shm"]["arenas"] == 0; });
+    CHECK(st["shm"]["arenas"] == 0);
+    CHECK(st["clients"]["connected"] == 0);
+    REQUIRE(daemon.stop() == 0);
+    CHECK_FALSE(fs::exists(sock));  // the daemon removes its socket on the way out
+
+    const auto db = daemon.data_dir() / "catalog.sqlite";
+    CHECK(sql_int(db, "SELECT rows FROM streams WHERE key='x'") == 500);
+    CHECK(sql_int(db, "SELECT count(*) FROM runs WHERE status='finished'") == 1);
+    std::vector<hsize_t> dims;
+    auto id_of_run = sql_int(db, "SELECT run_id FROM streams WHERE key='x'");
+    auto x = read_dataset(daemon.data_dir() / "shmreg.h5",
+                          "/runs/" + std::to_string(id_of_run) + "/x", dims);
+    REQUIRE(dims == std::vector<hsize_t>{500});
+    std::vector<double> want(500);
+    for (int i = 0; i < 500; ++i) want[i] = i;
+    CHECK(x == doubles_bytes(want));
+}
+
+// ---- shared-memory APPEND, raw -------------------------------------------------------
+
+TEST_CASE("shm: APPENDs naming arena ranges are committed byte for byte; bad ones are refused",
+          "[integration][shm]") {
+    DaemonProcess daemon("shmraw");
+    const std::string id = "00112233445566778899aabbccddeeff";
+    RawClient raw(daemon.ingest());
+    auto welcome = raw.hello(id);
+    REQUIRE(welcome.contains("shm"));
+    CHECK(welcome["shm"] == shm_socket(daemon).string());
+    REQUIRE(welcome["daemon"].is_string());
+    const std::string daemon_id = welcome["daemon"].get<std::string>();
+    CHECK(welcome["expected"] == 1);
+
+    Arena arena(1 << 20);
+    const std::uint64_t token = arena.register_with(daemon, id, daemon_id);
+    // A second client's arena: its token is no good for us.
+    Arena other(1 << 16);
+    const std::uint64_t other_token =
+        other.register_with(daemon, "ffeeddccbbaa99887766554433221100", daemon_id);
+    REQUIRE(other_token != token);
+
+    raw.send_meta(MsgType::open_run, 1,
+                  {{"run", 1}, {"campaign", "shmraw"}, {"params", {{"n", 1}}}});
+    raw.send_meta(MsgType::declare, 2,
+                  {{"stream", 1},
+                   {"run", 1},
+                   {"key", "y"},
+                   {"kind", "stream"},
+                   {"dtype", "float64"},
+                   {"shape", {3}}});
+    proto::BlockEntry four{1, 4};
+    auto table4 = proto::encode_block_table(std::span(&four, 1));
+    proto::BlockEntry two{1, 2};
+    auto table2 = proto::encode_block_table(std::span(&two, 1));
+    const auto shm = proto::kFlagShm;
+
+    // seq 3: rows 0-3 in the arena at offset 8192.
+    auto rows0 = y_rows(0, 4);
+    std::memcpy(arena.base + 8192, rows0.data(), rows0.size());
+    raw.send({RawClient::hdr(MsgType::append, 3, shm), table4, shm_desc(token, 8192, 96)});
+    raw.flush(3);
+    // Acknowledged: the daemon no longer reads those bytes; scribble over them.
+    std::memset(arena.base + 8192, 0xEE, 96);
+    auto st = status(daemon);
+    INFO("shm status " << st["shm"].dump());
+    CHECK(st["shm"]["appends"] == 1);
+    CHECK(st["shm"]["bytes"] == 96);
+    CHECK(st["shm"]["refused_appends"] == 0);
+    CHECK(st["shm"]["arenas"] == 2);
+    CHECK(st["shm"]["registrations"] == 2);
+    CHECK(st["received"]["rows"] == 4);
+
+    // seq 4 with a token the daemon never gave out: BAD_SHM, seq not consumed ...
+    auto rows4 = y_rows(4, 2);
+    std::memcpy(arena.base + 4096, rows4.data(), rows4.size());
+    raw.send({RawClient::hdr(MsgType::append, 4, shm), table2, shm_desc(token ^ 1, 4096, 48)});
+    raw.expect_error("BAD_SHM", 4, "is not registered by this client");
+    // ... nor with another client's token ...
+    raw.send({RawClient::hdr(MsgType::append, 4, shm), table2, shm_desc(other_token, 0, 48)});
+    raw.expect_error("BAD_SHM", 4, std::to_string(other_token).c_str());
+    CHECK(raw.expected() == 4);
+    // ... and accepted when resent with the bytes in a frame: no gap, no error.
+    raw.send({RawClient::hdr(MsgType::append, 4), table2, rows4});
+    raw.flush(4);
+    CHECK(raw.expected() == 5);
+    // Duplicates and gaps come first (PROTOCOL.md 1.1): a resend of seq 3
+    // with a bad token is dropped silently, one past `expected` is a gap.
+    raw.send({RawClient::hdr(MsgType::append, 3, shm), table4, shm_desc(token ^ 1, 8192, 96)});
+    CHECK(raw.expected() == 5);  // no ERROR before the PONG
+    raw.send({RawClient::hdr(MsgType::append, 9, shm), table2, shm_desc(token ^ 1, 0, 48)});
+    raw.expect_error("OUT_OF_ORDER", 9, "resend from 5");
+
+    // Ranges that end past the arena: BAD_SHM naming the range and the size.
+    raw.send(
+        {RawClient::hdr(MsgType::append, 5, shm), table2, shm_desc(token, arena.size - 47, 48)});
+    raw.expect_error("BAD_SHM", 5, "is outside the arena of 1048576 bytes");
+    raw.send({RawClient::hdr(MsgType::append, 5, shm), table2, shm_desc(token, arena.size, 48)});
+    raw.expect_error("BAD_SHM", 5, "48 bytes at offset 1048576");
+    raw.send(
+        {RawClient::hdr(MsgType::append, 5, shm), table2, shm_desc(token, 0, arena.size + 48)});
+    raw.expect_error("BAD_SHM", 5, "outside the arena");
+    // The other client's (smaller) arena does not stretch ours the other way either.
+    CHECK(raw.expected() == 5);
+    // A range that ends exactly at the arena's end is fine (rows 6-7).
+    auto rows6 = y_rows(6, 2);
+    std::memcpy(arena.base + arena.size - 48, rows6.data(), rows6.size());
+    raw.send(
+        {RawClient::hdr(MsgType::append, 5, shm), table2, shm_desc(token, arena.size - 48, 48)});
+    raw.flush(5);
+
+    // Malformed shared-memory APPENDs: BAD_FRAME, each consuming its seq.
+    auto short_desc = shm_desc(token, 0, 48);
+    short_desc.pop_back();
+    raw.send({RawClient::hdr(MsgType::append, 6, shm), table2, short_desc});
+    raw.expect_error("BAD_FRAME", 6, "shared-memory descriptor is 23 bytes");
+    raw.send({RawClient::hdr(MsgType::append, 7, shm), table2, shm_desc(token, 0, 0)});
+    raw.expect_error("BAD_FRAME", 7, "empty");
+    raw.send({RawClient::hdr(MsgType::append, 8, shm), table2, shm_desc(token, 0, 48), rows4});
+    raw.expect_error("BAD_FRAME", 8, "4 frames, expected 3");
+    raw.send({RawClient::hdr(MsgType::append, 9, shm), table2});
+    raw.expect_error("BAD_FRAME", 9, "2 frames, expected 3");
+    CHECK(raw.expected() == 10);
+    // The SHM flag belongs to APPEND only (the header itself is refused: number 0).
+    raw.send({RawClient::hdr(MsgType::set_attrs, 10, shm | proto::kFlagMeta),
+              RawClient::json({{"a", 1}})});
+    raw.expect_error("BAD_FRAME", 0, "APPEND only");
+
+    // Rows 0-3 of a scribbled range would show as 0xEE bytes: the committed
+    // data is what the arena held before seq 3's ACK.
+    const std::uint64_t next = raw.expected();
+    raw.send_meta(MsgType::close_run, next, {{"run", 1}, {"status", "finished"}});
+    raw.flush(next);
+    st = status(daemon);
+    CHECK(st["shm"]["appends"] == 2);
+    CHECK(st["shm"]["bytes"] == 96 + 48);
+    CHECK(st["shm"]["refused_appends"] == 5);
+    CHECK(st["received"]["rows"] == 8);
+    REQUIRE(daemon.stop() == 0);
+
+    const auto db = daemon.data_dir() / "catalog.sqlite";
+    CHECK(sql_int(db, "SELECT rows FROM streams WHERE key='y'") == 8);
+    CHECK(sql_int(db, "SELECT count(*) FROM runs WHERE status='finished'") == 1);
+    const auto run_id = sql_int(db, "SELECT run_id FROM streams WHERE key='y'");
+    std::vector<hsize_t> dims;
+    auto y = read_dataset(daemon.data_dir() / "shmraw.h5", "/runs/" + std::to_string(run_id) + "/y",
+                          dims);
+    REQUIRE(dims == std::vector<hsize_t>{8, 3});
+    CHECK(y == y_rows(0, 8));
+}
+
+// PROTOCOL.md 7: a rejected sequenced message consumes its seq, except for
+// NEED_HELLO, OUT_OF_ORDER, CREDIT_EXCEEDED, SHUTTING_DOWN and BAD_SHM.
+// A malformed shared-memory descriptor is a BAD_FRAME, so it consumes its seq.
+TEST_CASE("shm: a malformed shared-memory descriptor consumes its seq like any BAD_FRAME",
+          "[integration][shm]") {
+    DaemonProcess daemon("shmframe");
+    const std::string id = "00112233445566778899aabbccddeeff";
+    RawClient raw(daemon.ingest());
+    auto welcome = raw.hello(id);
+    Arena arena(1 << 16);
+    const std::uint64_t token = arena.register_with(daemon, id, welcome["daemon"]);
+    proto::BlockEntry two{1, 2};
+    auto short_desc = shm_desc(token, 0, 48);
+    short_desc.pop_back();
+    raw.send({RawClient::hdr(MsgType::append, 1, proto::kFlagShm),
+              proto::encode_block_table(std::span(&two, 1)), short_desc});
+    raw.expect_error("BAD_FRAME", 1, "descriptor");
+    CHECK(raw.expected() == 2);
+}
+
+TEST_CASE("shm: when the daemon cannot read the arena (BAD_SHM) the client resends with frames",
+          "[integration][shm]") {
+    DaemonProcess daemon("shmfallback");
+    Options o;
+    o.timeout = std::chrono::seconds(60);
+    Client client(daemon.ingest(), o);
+    Run run = client.open_run("shmfallback");
+    constexpr std::int64_t kRows = 4000;
+    for (std::int64_t i = 0; i < kRows / 2; ++i) run.record("x", i);
+    client.flush();
+    const auto before = client.stats();
+    REQUIRE(before.shared_memory);
+    REQUIRE(before.shm_messages > 0);
+    // Another arena registered under the client's id replaces the client's
+    // own: the daemon no longer knows the token the client uses.
+    Arena intruder(4096);
+    auto r = shm_register(shm_socket(daemon), registration(before.client_id, 4096), {intruder.fd});
+    REQUIRE(r.contains("token"));
+    for (std::int64_t i = kRows / 2; i < kRows; ++i) run.record("x", i);
+    run.close();
+    client.flush();
+    const auto after = client.stats();
+    CHECK_FALSE(after.shared_memory);
+    CHECK(after.resent_messages > before.resent_messages);
+    CHECK(after.welcomes == 1);
+    auto st = status(daemon);
+    INFO("shm status " << st["shm"].dump());
+    CHECK(st["shm"]["refused_appends"].get<std::uint64_t>() >= 1);
+    CHECK(st["shm"]["registrations"] == 2);
+    CHECK(st["shm"]["bytes"] == kRows / 2 * 8);  // the second half came in frames
+    CHECK(st["errors"]["total"].get<std::uint64_t>() >= 1);
+    REQUIRE(daemon.stop() == 0);
+    const auto db = daemon.data_dir() / "catalog.sqlite";
+    CHECK(sql_int(db, "SELECT rows FROM streams WHERE key='x'") == kRows);
+    const auto run_id = sql_int(db, "SELECT run_id FROM streams WHERE key='x'");
+    std::vector<hsize_t> dims;
+    auto x = read_dataset(daemon.data_dir() / "shmfallback.h5",
+                          "/runs/" + std::to_string(run_id) + "/x", dims);
+    REQUIRE(dims == std::vector<hsize_t>{kRows});
+    std::vector<std::int64_t> want(kRows);
+    for (std::int64_t i = 0; i < kRows; ++i) want[i] = i;
+    REQUIRE(x.size() == want.size() * 8);
+    CHECK(std::memcmp(x.data(), want.data(), x.size()) == 0);
+}
+
+// ---- the C++ client ------------------------------------------------------------------
+
+TEST_CASE("shm: the C++ client uses the lane over ipc:// and loopback tcp://",
+          "[integration][shm]") {
+    DaemonProcess daemon("shmclient");
+    auto a = record_through(daemon.ingest(), "shmipc");
+    CHECK(a.stats.shared_memory);
+    CHECK(a.stats.shm_messages > 0);
+    CHECK(a.stats.welcomes == 1);
+    CHECK(a.stats.resent_messages == 0);
+    auto st = status_when(daemon, [](const proto::Json& s) { return s["shm"]["arenas"] == 0; });
+    INFO("shm status " << st["shm"].dump());
+    CHECK(st["shm"]["registrations"] == 1);
+    CHECK(st["shm"]["appends"] == a.stats.shm_messages);
+    CHECK(st["shm"]["bytes"] == kPayloadBytes);
+    CHECK(st["shm"]["refused_appends"] == 0);
+    CHECK(st["shm"]["refused_registrations"] == 0);
+    CHECK(st["shm"]["arenas"] == 0);  // the client said BYE
+
+    auto b = record_through(daemon.tcp(), "shmtcp");
+    CHECK(b.stats.shared_memory);
+    CHECK(b.stats.shm_messages > 0);
+    st = status(daemon);
+    CHECK(st["shm"]["registrations"] == 2);
+    CHECK(st["shm"]["appends"] == a.stats.shm_messages + b.stats.shm_messages);
+    CHECK(st["shm"]["bytes"] == 2 * kPayloadBytes);
+    REQUIRE(daemon.stop() == 0);
+    check_recorded(daemon, "shmipc", a.run_id);
+    check_recorded(daemon, "shmtcp", b.run_id);
+}
+
+TEST_CASE("shm: with Options::shared_memory = false the client copies", "[integration][shm]") {
+    DaemonProcess daemon("shmoptout");
+    Options o;
+    o.shared_memory = false;
+    auto r = record_through(daemon.ingest(), "shmoptout", o);
+    CHECK_FALSE(r.stats.shared_memory);
+    CHECK(r.stats.shm_messages == 0);
+    auto st = status(daemon);
+    INFO("shm status " << st["shm"].dump());
+    CHECK(st["shm"]["socket"] == shm_socket(daemon).string());
+    CHECK(st["shm"]["registrations"] == 0);
+    CHECK(st["shm"]["appends"] == 0);
+    CHECK(st["shm"]["bytes"] == 0);
+    CHECK(st["received"]["bytes"].get<std::uint64_t>() > kPayloadBytes);  // all through frames
+    REQUIRE(daemon.stop() == 0);
+    check_recorded(daemon, "shmoptout", r.run_id);
+}
+
+TEST_CASE("shm: against a daemon with --shm-socket off the client copies", "[integration][shm]") {
+    DaemonProcess daemon("shmoff", {"--shm-socket", "off"});
+    CHECK_FALSE(fs::exists(shm_socket(daemon)));
+    {
+        RawClient raw(daemon.ingest());
+        auto w = raw.hello("0123456789abcdef0123456789abcdef");
+        CHECK_FALSE(w.contains("shm"));
+        // A shared-memory APPEND has no lane to name: BAD_SHM, seq not consumed.
+        proto::BlockEntry one{1, 1};
+        raw.send({RawClient::hdr(MsgType::append, 1, proto::kFlagShm),
+                  proto::encode_block_table(std::span(&one, 1)), shm_desc(12345, 0, 8)});
+        raw.expect_error("BAD_SHM", 1, "not registered");
+        CHECK(raw.expected() == 1);
+        raw.send({RawClient::hdr(MsgType::bye, 0)});
+    }
+    auto r = record_through(daemon.ingest(), "shmoff");
+    CHECK_FALSE(r.stats.shared_memory);
+    CHECK(r.stats.shm_messages == 0);
+    auto st = status(daemon);
+    INFO("shm status " << st["shm"].dump());
+    CHECK(st["shm"]["socket"].is_null());
+    REQUIRE(daemon.stop() == 0);
+    check_recorded(daemon, "shmoff", r.run_id);
+}
+
+// ---- daemon restart ------------------------------------------------------------------
+
+TEST_CASE("shm: after a daemon restart the client registers again and resends from its arena",
+          "[integration][shm]") {
+    // Nothing is committed before the kill: all of it is unacknowledged.
+    DaemonProcess daemon("shmrestart", {"--commit-interval", "3600"});
+    Options o;
+    o.timeout = std::chrono::seconds(60);
+    Client client(daemon.ingest(), o);
+    Run run = client.open_run("shmrestart", {{"n", 1}});
+    constexpr std::int64_t kBefore = 20000, kAfter = 5000;
+    for (std::int64_t i = 0; i < kBefore; ++i) run.record("x", i);
+    auto st =
+        status_when(daemon, [](const proto::Json& s) { return s["received"]["rows"] == kBefore; });
+    REQUIRE(st["received"]["rows"] == kBefore);
+    REQUIRE(st["committed"]["rows"] == 0);
+    CHECK(st["shm"]["appends"].get<std::uint64_t>() > 0);
+    CHECK(st["shm"]["bytes"] == kBefore * 8);
+    const auto first = client.stats();
+    CHECK(first.shared_memory);
+    CHECK(first.welcomes == 1);
+    CHECK(first.acked_seq < first.last_seq);
+
+    daemon.kill9();  // the staged rows are gone with it; the client still has them
+    daemon.start();
+    for (std::int64_t i = kBefore; i < kBefore + kAfter; ++i) run.record("x", i);
+    run.close();
+    client.flush();
+    const auto after = client.stats();
+    CHECK(after.welcomes >= 2);
+    CHECK(after.shared_memory);
+    CHECK(after.resent_messages > 0);
+    CHECK(after.shm_messages > first.shm_messages);
+    CHECK(after.acked_seq == after.last_seq);
+    st = status(daemon);
+    INFO("shm status " << st["shm"].dump());
+    CHECK(st["shm"]["registrations"].get<std::uint64_t>() >= 1);
+    CHECK(st["shm"]["refused_registrations"] == 0);
+    CHECK(st["shm"]["appends"].get<std::uint64_t>() > 0);
+    // Everything the new daemon got came out of the arena.
+    CHECK(st["shm"]["bytes"] == (kBefore + kAfter) * 8);
+    CHECK(st["committed"]["rows"] == kBefore + kAfter);
+    REQUIRE(daemon.stop() == 0);
+
+    const auto db = daemon.data_dir() / "catalog.sqlite";
+    CHECK(sql_int(db, "SELECT rows FROM streams WHERE key='x'") == kBefore + kAfter);
+    CHECK(sql_int(db, "SELECT count(*) FROM runs") == 1);
+    CHECK(sql_int(db, "SELECT count(*) FROM runs WHERE status='finished'") == 1);
+    const auto run_id = sql_int(db, "SELECT run_id FROM streams WHERE key='x'");
+    std::vector<hsize_t> dims;
+    auto x = read_dataset(daemon.data_dir() / "shmrestart.h5",
+                          "/runs/" + std::to_string(run_id) + "/x", dims);
+    REQUIRE(dims == std::vector<hsize_t>{kBefore + kAfter});
+    std::vector<std::int64_t> want(kBefore + kAfter);
+    for (std::int64_t i = 0; i < kBefore + kAfter; ++i) want[i] = i;
+    REQUIRE(x.size() == want.size() * 8);
+    CHECK(std::memcmp(x.data(), want.data(), x.size()) == 0);
+}

@@ -9,7 +9,6 @@
 #include <isa-l/crc.h>
 #endif
 
-#include <cstdlib>
 #include <limits>
 #include <set>
 
@@ -160,7 +159,7 @@ SegmentInfo write_segment(const std::filesystem::path& path, std::span<const Str
     SegmentInfo info;
     h5::TmpFile file(h5::tmp_path_for(path));
     file.preallocate(data_bytes + kFileOverhead + kDatasetOverhead * planned.size());
-    file.set_early_writeback(options.fsync && std::getenv("SIMSINK_NO_EARLY_WB") == nullptr);
+    file.set_early_writeback(options.fsync);
     for (const auto& p : planned) info.datasets.push_back(write_dataset(file, p));
     file.close(options.fsync);
 

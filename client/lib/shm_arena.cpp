@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 
 #include "meta.hpp"
@@ -57,7 +56,7 @@ std::uint8_t* ShmArena::carve(std::size_t bytes) noexcept {
     used_ = at + bytes;
     // Back the whole buffer now, in one call: cheaper than a fault per page
     // when the caller first writes it (older kernels: EINVAL, faults as usual).
-    if (!std::getenv("SIMSINK_NO_POPULATE")) ::madvise(base_ + at, bytes, MADV_POPULATE_WRITE);
+    ::madvise(base_ + at, bytes, MADV_POPULATE_WRITE);
     return base_ + at;
 }
 

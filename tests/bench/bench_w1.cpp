@@ -32,7 +32,7 @@ constexpr int kRow = 100;
 constexpr double kDt = 1e-3;
 
 const char* kUsage =
-    "bench_w1 --mode simsink --connect ENDPOINT [--steps N] [--campaign NAME]\n"
+    "bench_w1 --mode simsink --connect ENDPOINT [--steps N] [--campaign NAME] [--shm 1|0]\n"
     "bench_w1 --mode hdf5 --file PATH [--steps N] [--rows 8192] [--fsync 1|0]\n";
 
 std::vector<double> initial_y() {
@@ -47,7 +47,9 @@ void run_simsink(const simsink::bench::Args& args) {
     std::vector<double> y = initial_y();
 
     const double t0 = now();
-    simsink::Client client(endpoint);
+    simsink::Options options;
+    options.shared_memory = args.flag("shm", true);  // 0: batches through the socket
+    simsink::Client client(endpoint, options);
     simsink::Run run = client.open_run(args.str("campaign", "w1"), {{"steps", steps}});
     for (long step = 0; step < steps; ++step) {
         const double t = step * kDt;

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
     long steps = 1'000'000, repeat = 3;
     std::string endpoint = simsink::test::unique_ipc_endpoint();
     std::string serve, connect;
+    bool shm = true;
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string o = argv[i];
         if (o == "--steps") steps = std::atol(argv[i + 1]);
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
         if (o == "--endpoint") endpoint = argv[i + 1];
         if (o == "--serve") serve = argv[i + 1];
         if (o == "--connect") connect = argv[i + 1];
+        if (o == "--shm") shm = std::string(argv[i + 1]) != "0";
     }
     simsink::test::Knobs quiet;
     quiet.keep_messages = false;  // storing 800 MB would measure the fake, not the client
@@ -60,7 +62,9 @@ int main(int argc, char** argv) {
     });
     if (!connect.empty()) endpoint = connect;
     {
-        simsink::Client client(endpoint);
+        simsink::Options options;
+        options.shared_memory = shm;
+        simsink::Client client(endpoint, options);
         std::vector<double> y(100, 1.0);
         constexpr int kGroup = 32;
         for (long r = 0; r < repeat; ++r) {

@@ -808,6 +808,11 @@ struct Server::Impl {
                 if (lane) lane->forget(id);
             }
         }
+        if (lane)
+            lane->forget_unless([&](const std::string& id) {
+                auto* c = registry.find_client(id);
+                return c && !c->routing_id.empty();
+            });
         for (const auto& [id, r] : registry.runs()) {
             if (!r.open) continue;
             auto* c = registry.find_client(r.client_id);

@@ -233,6 +233,12 @@ void ShmLane::serve(int conn) {
             static_cast<std::uint64_t>(st.st_size) != size)
             throw Refused("the arena's size is " + std::to_string(st.st_size) + ", not " +
                           std::to_string(size));
+        {
+            std::lock_guard lock(mu_);
+            if (by_token_.size() >= kMaxArenas && !token_of_client_.count(client))
+                throw Refused("the daemon holds " + std::to_string(kMaxArenas) +
+                              " arenas already");
+        }
         void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
         if (p == MAP_FAILED)
             throw Refused(std::string("cannot map the arena: ") + std::strerror(errno));

@@ -74,6 +74,23 @@ class ShmLane {
     std::shared_ptr<const ShmArena> find(std::uint64_t token, std::string_view client_id) const;
     // The client left: its arena leaves the table (staged blocks keep it mapped).
     void forget(const std::string& client_id);
+    // Forgets the arenas of every client id for which `connected` is false
+    // (registrations by ids that never said HELLO, or whose connection is
+    // gone), so that the table cannot grow without bound.
+    template <class Pred>
+    void forget_unless(Pred connected) {
+        std::lock_guard lock(mu_);
+        for (auto it = token_of_client_.begin(); it != token_of_client_.end();) {
+            if (connected(it->first)) {
+                ++it;
+                continue;
+            }
+            by_token_.erase(it->second);
+            it = token_of_client_.erase(it);
+        }
+    }
+    // At most this many arenas are registered at once; more are refused.
+    static constexpr std::size_t kMaxArenas = 4096;
 
     struct Stats {
         std::uint64_t arenas = 0;         // in the table now

@@ -830,3 +830,28 @@ TEST_CASE("shm: after a daemon restart the client registers again and resends fr
     REQUIRE(x.size() == want.size() * 8);
     CHECK(std::memcmp(x.data(), want.data(), x.size()) == 0);
 }
+
+TEST_CASE("shm: arenas of clients that are not connected leave the table",
+          "[integration][shm]") {
+    DaemonProcess daemon("shmprune");
+    // Registered by an id that never said HELLO: accepted (the lane cannot
+    // know), then forgotten by the next housekeeping pass (once a second).
+    Arena stray(1 << 16);
+    auto r = shm_register(shm_socket(daemon), registration("ffeeddccbbaa99887766554433221100",
+                                                           stray.size),
+                          {stray.fd});
+    REQUIRE(r.contains("token"));
+    // A connected client's arena stays.
+    const std::string id = "00112233445566778899aabbccddeeff";
+    RawClient raw(daemon.ingest());
+    auto welcome = raw.hello(id);
+    Arena mine(1 << 16);
+    mine.register_with(daemon, id, welcome["daemon"]);
+    CHECK(status(daemon)["shm"]["arenas"] == 2);
+    auto st = status_when(daemon, [](const proto::Json& s) { return s["shm"]["arenas"] == 1; });
+    CHECK(st["shm"]["arenas"] == 1);
+    CHECK(st["shm"]["registrations"] == 2);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // a few more passes
+    CHECK(raw.expected() == 1);  // still connected
+    CHECK(status(daemon)["shm"]["arenas"] == 1);
+}

@@ -158,6 +158,36 @@ def _load():
     )
 
 
+def load_fastrec():
+    """The C fast path of Run.record (simsink._fastrec, built by meson next
+    to libsimsink), or None: then record() is pure Python, same behaviour.
+    Looked for in the package (installed), then in the build directory.
+    SIMSINK_FASTREC=0 turns it off (for comparisons)."""
+    if os.environ.get("SIMSINK_FASTREC") == "0":
+        return None
+    try:
+        from . import _fastrec
+
+        return _fastrec
+    except ImportError:
+        pass
+    import importlib.machinery
+    import importlib.util
+
+    repo = Path(__file__).resolve().parent.parent.parent.parent
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        path = repo / "build" / "client" / "python" / ("_fastrec" + suffix)
+        if path.exists():
+            try:
+                spec = importlib.util.spec_from_file_location("simsink._fastrec", path)
+                mod = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(mod)
+                return mod
+            except ImportError:
+                return None
+    return None
+
+
 lib, LIB_PATH = _load()
 for _name, (_res, _args) in _SIGNATURES.items():
     _f = getattr(lib, _name)

@@ -36,6 +36,10 @@ import numpy as np
 
 from . import _native
 
+_fastrec = _native.load_fastrec()  # the C fast path of Run.record, or None
+_StreamBase = _fastrec.StreamBase if _fastrec else object
+_RunBase = _fastrec.RunBase if _fastrec else object
+
 __all__ = ["Error", "Client", "Run", "connect", "DTYPES"]
 
 # ---------------------------------------------------------------------------
@@ -593,17 +597,21 @@ def _give_block(b):
             _BLOCK_POOL_BYTES[0] += b.nbytes
 
 
-class _Stream:
+class _Stream(_StreamBase):
     """A stream of a run and its block.
 
     Position `o` counts elements of the flat block when rows are 1-D and
     the block's memoryview can take them (k = elements per row > 0), else
     rows (k = 0). `limit` is the position at which the block is handed over
-    (the block's end; lowered to 0 by the ticker); `full` its reset value."""
+    (the block's end; lowered to 0 by the ticker); `full` its reset value.
+    With the C fast path (_fastrec), o, k, limit, full and ptr live in its
+    StreamBase, with what it needs to copy a row itself: rowbytes (0: never),
+    itemsize, fmt (the buffer format of the dtype), cshape_t (the row shape)
+    and scalar ('d'/'q': Python floats/ints go in as float64/int64)."""
 
-    __slots__ = ("key", "ckey", "dtype", "code", "shape", "ndim", "cshape", "buf", "mv", "ptr",
-                 "o", "k", "rows", "full", "limit", "stype", "stypes", "fshape", "direct",
-                 "ships", "__weakref__")
+    __slots__ = ("key", "ckey", "dtype", "code", "shape", "ndim", "cshape", "buf", "mv", "rows",
+                 "stype", "stypes", "fshape", "direct", "ships", "__weakref__") + (
+        () if _fastrec else ("o", "k", "limit", "full", "ptr"))
 
 
 # numpy dtypes whose memoryview format the memoryview type can assign
@@ -611,12 +619,12 @@ class _Stream:
 _MV_OK = {dt for dt in DTYPES if dt.kind != "c"}
 
 
-class Run:
+class Run(_RunBase):
     """A run (``client.open_run(...)``): record streams, put arrays, set
     attributes and results, then close (or leave the ``with`` block)."""
 
-    __slots__ = ("_client", "_nat", "_h", "_gen", "_tid", "_streams", "campaign", "params",
-                 "_results", "_closed", "_id", "__weakref__")
+    __slots__ = ("_client", "_nat", "_h", "_gen", "_tid", "campaign", "params",
+                 "_results", "_closed", "_id", "__weakref__") + (() if _fastrec else ("_streams",))
 
     def __init__(self, client, nat, h, campaign, params):
         self._client = client
@@ -652,7 +660,7 @@ class Run:
             f" (run id {self._id})" if self._id is not None else "")
 
     # -- recording -------------------------------------------------------------
-    def record(self, key, value):
+    def _record_py(self, key, value):
         """Appends one row to stream `key`. The first record fixes the
         stream's dtype and row shape: a Python int/float/bool/complex records
         as int64/float64/bool/complex128, a numpy scalar or array keeps its
@@ -778,6 +786,14 @@ class Run:
                 s.mv = memoryview(s.buf.reshape(-1))
             s.fshape = shape
         s.limit = s.full
+        if _fastrec and not s.direct:
+            # What the C fast path needs to copy a row itself.
+            s.rowbytes = row_bytes
+            s.itemsize = dt.itemsize
+            s.fmt = memoryview(s.buf[:1]).format.encode()
+            s.cshape_t = tuple(shape)
+            s.scalar = "d" if (ndim == 0 and dt == np.float64) else (
+                "q" if (ndim == 0 and dt == np.int64) else "\0")
         self._streams[key] = s
         if c._block_linger > 0 and not s.direct:
             _live_runs.add(self)
@@ -941,6 +957,7 @@ class Run:
             s.mv = None  # releases the memoryview's export before the block is reused
             _give_block(s.buf)
             s.buf = None
+            s.ptr = 0  # the block is another run's from now on: no fast path may write it
             s.o = s.k = 0
             s.stype, s.stypes, s.fshape = None, frozenset(), None
         self._streams = {}
@@ -948,6 +965,11 @@ class Run:
     def __reduce__(self):
         raise TypeError("a simsink Run cannot be pickled: pickle the Client and open the run "
                         "in the process that records it")
+
+    if not _fastrec:
+        record = _record_py
+    else:
+        record = _fastrec.RunBase.record  # calls _record_py for whatever it does not handle
 
     def __enter__(self):
         return self

@@ -180,6 +180,14 @@ inline constexpr std::size_t kMaxNameLength = 128;
 std::optional<std::string> check_key(std::string_view key);
 // A campaign name: one component as above, not starting with '.'.
 std::optional<std::string> check_campaign(std::string_view name);
+// A client id as HELLO and the shared-memory registration carry it: 32
+// lowercase hex characters.
+inline bool is_client_id(std::string_view s) noexcept {
+    if (s.size() != 32) return false;
+    for (char c : s)
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    return true;
+}
 // A param, result or attribute name: [A-Za-z_][A-Za-z0-9_.-]*.
 std::optional<std::string> check_field_name(std::string_view name);
 

@@ -38,12 +38,6 @@ std::string random_hex(std::size_t n) {
     return s;
 }
 
-bool is_hex_id(const std::string& s) {
-    if (s.size() != 32) return false;
-    for (char c : s)
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-    return true;
-}
 
 std::uint32_t get_handle(const proto::Json& meta, const char* key) {
     auto v = proto::get_uint(meta, key);
@@ -267,7 +261,7 @@ struct Server::Impl {
         auto meta = parse_meta_frame(h, 2);
         expect_frames(h, 2);
         const auto& id = proto::get_string(meta, "client");
-        if (!is_hex_id(id))
+        if (!proto::is_client_id(id))
             throw ProtocolError(ErrorCode::bad_meta,
                                 "HELLO 'client' must be 32 lowercase hex characters");
         auto& c = registry.client(id);

@@ -42,13 +42,6 @@ std::uint64_t random_token() {
     return t;
 }
 
-bool is_hex_id(const std::string& s) {
-    if (s.size() != 32) return false;
-    for (char ch : s)
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) return false;
-    return true;
-}
-
 void send_json(int fd, const proto::Json& j) {
     auto text = proto::dump_meta(j);
     // A client that is gone or stuck gets nothing; its registration is
@@ -211,7 +204,7 @@ void ShmLane::serve(int conn) {
             throw Refused(std::string("registration is not valid JSON: ") + e.what());
         }
         auto cit = req.find("client");
-        if (cit == req.end() || !cit->is_string() || !is_hex_id(cit->get<std::string>()))
+        if (cit == req.end() || !cit->is_string() || !proto::is_client_id(cit->get<std::string>()))
             throw Refused("registration 'client' must be 32 lowercase hex characters");
         client = cit->get<std::string>();
         auto sit = req.find("size");

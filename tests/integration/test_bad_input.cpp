@@ -7,67 +7,11 @@
 #include <simsink/client.hpp>
 
 #include "daemon_process.hpp"
+#include "raw_client.hpp"
 
 using namespace simsink;
 using namespace simsink::testing;
 using proto::MsgType;
-
-namespace {
-
-// A protocol-level client: sends frames as given, reads replies.
-struct RawClient {
-    zmq::context_t ctx;
-    zmq::socket_t s{ctx, zmq::socket_type::dealer};
-    explicit RawClient(const std::string& ep) {
-        s.set(zmq::sockopt::linger, 0);
-        s.connect(ep);
-    }
-    void send(std::vector<std::vector<std::uint8_t>> frames) {
-        for (std::size_t i = 0; i < frames.size(); ++i)
-            s.send(zmq::buffer(frames[i]),
-                   i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-    }
-    static std::vector<std::uint8_t> hdr(MsgType t, std::uint64_t n, bool meta) {
-        return proto::encode_header(
-            {t, static_cast<std::uint16_t>(meta ? proto::kFlagMeta : 0), n});
-    }
-    static std::vector<std::uint8_t> json(const proto::Json& j) {
-        auto s = j.dump();
-        return {s.begin(), s.end()};
-    }
-    void send_meta(MsgType t, std::uint64_t n, const proto::Json& j) {
-        send({hdr(t, n, true), json(j)});
-    }
-    // Next reply: (header, meta).
-    std::pair<proto::Header, proto::Json> recv() {
-        zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
-        REQUIRE(zmq::poll(&item, 1, std::chrono::seconds(10)) == 1);
-        std::vector<zmq::message_t> f;
-        (void)zmq::recv_multipart(s, std::back_inserter(f));
-        auto h = proto::decode_header({static_cast<const std::uint8_t*>(f[0].data()), f[0].size()});
-        proto::Json m = proto::Json::object();
-        if (f.size() > 1)
-            m = proto::parse_meta({static_cast<const std::uint8_t*>(f[1].data()), f[1].size()});
-        return {h, m};
-    }
-    // Skips CREDIT and ACK notices; returns the next ERROR/WELCOME/PONG.
-    std::pair<proto::Header, proto::Json> recv_answer() {
-        for (;;) {
-            auto r = recv();
-            if (r.first.type != MsgType::credit && r.first.type != MsgType::ack) return r;
-        }
-    }
-    void expect_error(const char* code, std::uint64_t number, const char* mentions = nullptr) {
-        auto [h, m] = recv_answer();
-        INFO("reply " << m.dump());
-        REQUIRE(h.type == MsgType::error);
-        CHECK(m["code"] == code);
-        CHECK(h.number == number);
-        if (mentions) CHECK_THAT(m["message"].get<std::string>(), Catch::Contains(mentions));
-    }
-};
-
-}  // namespace
 
 TEST_CASE("malformed and hostile messages get clear errors; others keep being served",
           "[integration]") {
@@ -81,15 +25,15 @@ TEST_CASE("malformed and hostile messages get clear errors; others keep being se
     RawClient raw(daemon.ingest());
     raw.send({{1, 2, 3}});
     raw.expect_error("BAD_FRAME", 0, "16");
-    auto bad_magic = RawClient::hdr(MsgType::ping, 0, false);
+    auto bad_magic = RawClient::hdr(MsgType::ping, 0);
     bad_magic[0] = 'X';
     raw.send({bad_magic});
     raw.expect_error("BAD_MAGIC", 0);
-    auto v2 = RawClient::hdr(MsgType::ping, 0, false);
+    auto v2 = RawClient::hdr(MsgType::ping, 0);
     v2[4] = 2;
     raw.send({v2});
     raw.expect_error("BAD_VERSION", 0);
-    raw.send({RawClient::hdr(MsgType::append, 1, false), {0}});
+    raw.send({RawClient::hdr(MsgType::append, 1), {0}});
     raw.expect_error("NEED_HELLO", 1);
     raw.send_meta(MsgType::hello, 0, {{"client", "not-hex"}});
     raw.expect_error("BAD_META", 0, "hex");
@@ -158,27 +102,27 @@ TEST_CASE("malformed and hostile messages get clear errors; others keep being se
 
     proto::BlockEntry one{1, 2};
     auto table = proto::encode_block_table(std::span(&one, 1));
-    raw.send({RawClient::hdr(MsgType::append, 10, false), table, std::vector<std::uint8_t>(47)});
+    raw.send({RawClient::hdr(MsgType::append, 10), table, std::vector<std::uint8_t>(47)});
     raw.expect_error("ROW_SIZE", 10, "47 bytes");
     std::vector<std::uint8_t> rows(48);
     for (int i = 0; i < 6; ++i) {
         double v = 10.0 + i;
         std::memcpy(rows.data() + 8 * i, &v, 8);
     }
-    raw.send({RawClient::hdr(MsgType::append, 11, false), table, rows});  // accepted
+    raw.send({RawClient::hdr(MsgType::append, 11), table, rows});  // accepted
     proto::BlockEntry ghost{99, 1};
-    raw.send({RawClient::hdr(MsgType::append, 12, false),
+    raw.send({RawClient::hdr(MsgType::append, 12),
               proto::encode_block_table(std::span(&ghost, 1)), std::vector<std::uint8_t>(24)});
     raw.expect_error("UNKNOWN_STREAM", 12, "99");
     auto bad_table = table;
     bad_table[0] = 2;  // says two blocks, holds one
-    raw.send({RawClient::hdr(MsgType::append, 13, false), bad_table, rows});
+    raw.send({RawClient::hdr(MsgType::append, 13), bad_table, rows});
     raw.expect_error("BAD_FRAME", 13, "block table");
     std::string deep(40, '[');
     deep = "{\"a\":" + deep + std::string(40, ']') + "}";
-    raw.send({RawClient::hdr(MsgType::set_attrs, 14, true), {deep.begin(), deep.end()}});
+    raw.send({RawClient::hdr(MsgType::set_attrs, 14, proto::kFlagMeta), {deep.begin(), deep.end()}});
     raw.expect_error("BAD_META", 14, "deeper");
-    raw.send({RawClient::hdr(MsgType::set_attrs, 15, true), {'{', 'x'}});
+    raw.send({RawClient::hdr(MsgType::set_attrs, 15, proto::kFlagMeta), {'{', 'x'}});
     raw.expect_error("BAD_META", 15, "JSON");
     raw.send_meta(MsgType::close_run, 20, {{"run", 1}, {"status", "finished"}});
     raw.expect_error("OUT_OF_ORDER", 20);
@@ -186,7 +130,7 @@ TEST_CASE("malformed and hostile messages get clear errors; others keep being se
                   {{"run", 1}, {"status", "finished"}, {"results", {{"ok", true}}}});
     raw.send_meta(MsgType::close_run, 11,
                   {{"run", 1}, {"status", "finished"}});  // a duplicate: dropped silently
-    raw.send({RawClient::hdr(MsgType::flush, 16, false)});
+    raw.send({RawClient::hdr(MsgType::flush, 16)});
     for (;;) {
         auto [h, m] = raw.recv();
         INFO(m.dump());

@@ -10,6 +10,7 @@
 #include <simsink/client.hpp>
 
 #include "daemon_process.hpp"
+#include "readers.hpp"
 
 using namespace simsink;
 using namespace simsink::testing;
@@ -38,17 +39,6 @@ struct NotifySocket {
     }
 };
 
-std::int64_t sql_int(const fs::path& db_path, const std::string& sql) {
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
-    sqlite3_stmt* s = nullptr;
-    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK);
-    std::int64_t v = -1;
-    if (sqlite3_step(s) == SQLITE_ROW) v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return v;
-}
 
 }  // namespace
 

@@ -20,6 +20,8 @@
 #include <simsink/client.hpp>
 
 #include "daemon_process.hpp"
+#include "raw_client.hpp"
+#include "readers.hpp"
 
 using namespace simsink;
 using namespace simsink::testing;
@@ -119,41 +121,7 @@ proto::Json status(const DaemonProcess& d) {
     return admin_request(d.admin(), MsgType::status);
 }
 
-std::int64_t sql_int(const fs::path& db_path, const std::string& sql) {
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
-    sqlite3_stmt* s = nullptr;
-    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK);
-    std::int64_t v = -1;
-    if (sqlite3_step(s) == SQLITE_ROW) v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return v;
-}
 
-// A whole dataset of a campaign view as raw bytes in its file type (little-
-// endian, native here: the wire layout) and its dimensions.
-std::vector<std::uint8_t> read_dataset(const fs::path& view, const std::string& path,
-                                       std::vector<hsize_t>& dims) {
-    hid_t file = H5Fopen(view.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-    REQUIRE(file >= 0);
-    hid_t d = H5Dopen2(file, path.c_str(), H5P_DEFAULT);
-    REQUIRE(d >= 0);
-    hid_t space = H5Dget_space(d);
-    int rank = H5Sget_simple_extent_ndims(space);
-    dims.assign(static_cast<std::size_t>(rank), 0);
-    H5Sget_simple_extent_dims(space, dims.data(), nullptr);
-    hid_t type = H5Dget_type(d);
-    std::size_t n = H5Tget_size(type);
-    for (auto x : dims) n *= x;
-    std::vector<std::uint8_t> out(n);
-    if (n) REQUIRE(H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) >= 0);
-    H5Tclose(type);
-    H5Sclose(space);
-    H5Dclose(d);
-    H5Fclose(file);
-    return out;
-}
 
 std::vector<std::uint8_t> doubles_bytes(const std::vector<double>& v) {
     std::vector<std::uint8_t> out(v.size() * 8);
@@ -161,84 +129,6 @@ std::vector<std::uint8_t> doubles_bytes(const std::vector<double>& v) {
     return out;
 }
 
-// A protocol-level ingest client (as in test_bad_input.cpp).
-struct RawClient {
-    zmq::context_t ctx;
-    zmq::socket_t s{ctx, zmq::socket_type::dealer};
-    explicit RawClient(const std::string& ep) {
-        s.set(zmq::sockopt::linger, 0);
-        s.connect(ep);
-    }
-    void send(std::vector<std::vector<std::uint8_t>> frames) {
-        for (std::size_t i = 0; i < frames.size(); ++i)
-            s.send(zmq::buffer(frames[i]),
-                   i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-    }
-    static std::vector<std::uint8_t> hdr(MsgType t, std::uint64_t n, std::uint16_t flags = 0) {
-        return proto::encode_header({t, flags, n});
-    }
-    static std::vector<std::uint8_t> json(const proto::Json& j) {
-        auto s = j.dump();
-        return {s.begin(), s.end()};
-    }
-    void send_meta(MsgType t, std::uint64_t n, const proto::Json& j) {
-        send({hdr(t, n, proto::kFlagMeta), json(j)});
-    }
-    std::pair<proto::Header, proto::Json> recv() {
-        zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
-        REQUIRE(zmq::poll(&item, 1, std::chrono::seconds(10)) == 1);
-        std::vector<zmq::message_t> f;
-        (void)zmq::recv_multipart(s, std::back_inserter(f));
-        auto h = proto::decode_header({static_cast<const std::uint8_t*>(f[0].data()), f[0].size()});
-        proto::Json m = proto::Json::object();
-        if (f.size() > 1)
-            m = proto::parse_meta({static_cast<const std::uint8_t*>(f[1].data()), f[1].size()});
-        return {h, m};
-    }
-    // Skips CREDIT and ACK notices; returns the next ERROR/WELCOME/PONG.
-    std::pair<proto::Header, proto::Json> recv_answer() {
-        for (;;) {
-            auto r = recv();
-            if (r.first.type != MsgType::credit && r.first.type != MsgType::ack) return r;
-        }
-    }
-    void expect_error(const char* code, std::uint64_t number, const char* mentions = nullptr) {
-        auto [h, m] = recv_answer();
-        INFO("reply " << m.dump());
-        REQUIRE(h.type == MsgType::error);
-        CHECK(m["code"] == code);
-        CHECK(h.number == number);
-        if (mentions) CHECK_THAT(m["message"].get<std::string>(), Catch::Contains(mentions));
-    }
-    // FLUSH up to `seq` and wait for its ACK; any ERROR on the way fails.
-    void flush(std::uint64_t seq) {
-        send({hdr(MsgType::flush, seq)});
-        for (;;) {
-            auto [h, m] = recv();
-            INFO("reply " << m.dump());
-            REQUIRE(h.type != MsgType::error);
-            if (h.type == MsgType::ack && h.number >= seq) return;
-        }
-    }
-    // The daemon answers a PING with PONG carrying its `expected` for us.
-    std::uint64_t expected() {
-        send({hdr(MsgType::ping, 0)});
-        for (;;) {
-            auto [h, m] = recv();
-            INFO("reply " << m.dump());
-            REQUIRE(h.type != MsgType::error);
-            if (h.type == MsgType::pong) return h.number;
-        }
-    }
-    // HELLO; returns WELCOME's metadata.
-    proto::Json hello(const std::string& client_id) {
-        send_meta(MsgType::hello, 0, {{"client", client_id}, {"host", "t"}, {"pid", 1}});
-        auto [h, m] = recv_answer();
-        INFO("reply " << m.dump());
-        REQUIRE(h.type == MsgType::welcome);
-        return m;
-    }
-};
 
 // A sealed arena mapped read-write in the test, as a client keeps it.
 struct Arena {

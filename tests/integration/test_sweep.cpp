@@ -9,6 +9,7 @@
 #include <map>
 
 #include "daemon_process.hpp"
+#include "readers.hpp"
 #include "expected.hpp"
 
 using namespace simsink;
@@ -44,26 +45,6 @@ struct Sqlite {
     }
 };
 
-// Reads a whole dataset of the view as raw bytes in its own (little-endian,
-// = native here) file type, which is byte-for-byte the wire layout.
-std::vector<std::uint8_t> read_dataset(hid_t file, const std::string& path,
-                                       std::vector<hsize_t>& dims) {
-    hid_t d = H5Dopen2(file, path.c_str(), H5P_DEFAULT);
-    REQUIRE(d >= 0);
-    hid_t space = H5Dget_space(d);
-    int rank = H5Sget_simple_extent_ndims(space);
-    dims.assign(static_cast<std::size_t>(rank), 0);
-    H5Sget_simple_extent_dims(space, dims.data(), nullptr);
-    hid_t type = H5Dget_type(d);
-    std::size_t n = H5Tget_size(type);
-    for (auto x : dims) n *= x;
-    std::vector<std::uint8_t> out(n);
-    if (n) REQUIRE(H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) >= 0);
-    H5Tclose(type);
-    H5Sclose(space);
-    H5Dclose(d);
-    return out;
-}
 
 double read_double_attr(hid_t obj, const char* name) {
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);

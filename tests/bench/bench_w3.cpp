@@ -42,7 +42,7 @@ using simsink::bench::WorkerResult;
 
 const char* kUsage =
     "bench_w3 --mode simsink --connect ENDPOINT --clients N [--rows R] [--row-bytes B]\n"
-    "         [--campaign w3] [--max-unacked BYTES] [--batch-bytes BYTES]\n"
+    "         [--campaign w3] [--max-unacked BYTES] [--batch-bytes BYTES] [--shm 1|0]\n"
     "bench_w3 --mode redis --redis HOST:PORT|unix:PATH --clients N [--rows R] [--row-bytes B]\n"
     "         [--pipeline P]\n";
 
@@ -153,6 +153,7 @@ int main(int argc, char** argv) {
               args.str("campaign", "w3")};
     if (auto v = args.integer("max-unacked", 0); v > 0) plan.options.max_unacked_bytes = v;
     if (auto v = args.integer("batch-bytes", 0); v > 0) plan.options.batch_bytes = v;
+    plan.options.shared_memory = args.flag("shm", true);
     if (plan.clients < 1 || plan.rows < plan.clients || plan.row_bytes < 8 ||
         plan.row_bytes % 8 != 0)
         simsink::bench::die(std::string("--row-bytes must be a multiple of 8\n") + kUsage);

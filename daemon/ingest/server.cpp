@@ -82,10 +82,15 @@ struct Server::Impl {
     std::vector<AdminWaiter> admin_waiters;
     std::vector<zmq::message_t> frames;  // reused across messages
     std::unique_ptr<ShmLane> lane;       // null when shared memory is off
-    // The current message's shared-memory descriptor and arena (APPEND with
-    // the SHM flag), decoded by on_sequenced before the credit check.
-    std::optional<proto::ShmDescriptor> shm_desc;
-    std::shared_ptr<const ShmArena> shm_arena;
+    // The current message when it is an APPEND with the SHM flag: decoded by
+    // on_sequenced (credit counts the ranges), its arena found once the seq
+    // is the expected one, then staged by on_append.
+    struct ShmAppend {
+        std::vector<proto::BlockEntry> table;
+        proto::ShmDescriptor desc;
+        std::shared_ptr<const ShmArena> arena;
+    };
+    std::optional<ShmAppend> shm;
     struct {
         std::uint64_t appends = 0, bytes = 0, refused = 0;
     } shm_received;
@@ -289,28 +294,27 @@ struct Server::Impl {
     void on_sequenced(ClientState& c, const Header& h, double now) {
         std::uint64_t bytes = 0;
         for (std::size_t i = 1; i < frames.size(); ++i) bytes += frames[i].size();
-        shm_desc.reset();
-        shm_arena.reset();
+        shm.reset();
         // A malformed shared-memory APPEND is a BAD_FRAME like any other,
-        // raised where it consumes its seq (on_append); its frames count.
+        // raised where it consumes its seq; its frames count for credit.
         std::optional<ProtocolError> shm_malformed;
         if (h.flags & proto::kFlagShm) {
             try {
                 expect_frames(h, 3);
-                auto table = proto::decode_block_table(bytes_of(frames[2]));
-                shm_desc = proto::decode_shm_descriptor(bytes_of(frames[3]), table.size());
+                ShmAppend a;
+                a.table = proto::decode_block_table(bytes_of(frames[2]));
+                a.desc = proto::decode_shm_descriptor(bytes_of(frames[3]), a.table.size());
                 // Credit counts the bytes the ranges name, as if they were frames.
-                bytes = frames[1].size() + frames[2].size();
-                for (const auto& r : shm_desc->ranges) {
-                    if (bytes + r.length < bytes)
+                std::uint64_t named = frames[1].size() + frames[2].size();
+                for (const auto& r : a.desc.ranges) {
+                    if (named + r.length < named)
                         throw ProtocolError(ErrorCode::bad_frame, "shared-memory ranges overflow");
-                    bytes += r.length;
+                    named += r.length;
                 }
+                bytes = named;
+                shm = std::move(a);
             } catch (const ProtocolError& e) {
                 shm_malformed = e;
-                shm_desc.reset();
-                bytes = 0;
-                for (std::size_t i = 1; i < frames.size(); ++i) bytes += frames[i].size();
             }
         }
         if (stopping)
@@ -336,9 +340,9 @@ struct Server::Impl {
         }
         // A shared-memory APPEND the daemon cannot read is refused without
         // consuming its seq: the client resends it with the bytes in frames.
-        if (shm_desc) {
+        if (shm) {
             try {
-                shm_arena = check_shm(c, *shm_desc);
+                shm->arena = check_shm(c, shm->desc);
             } catch (const ProtocolError& e) {
                 send_error(ingest, c.routing_id, seq, e.code(), e.what());
                 for (auto& [id, limit] : gate.grants(buffer.bytes(), &c.client_id))
@@ -373,7 +377,7 @@ struct Server::Impl {
             // The seq is consumed: a rejected message is processed, not lost.
             send_error(ingest, c.routing_id, seq, e.code(), e.what());
         }
-        shm_arena.reset();  // staged blocks hold the arena; the lane's table may drop it
+        shm.reset();  // staged blocks hold the arena; the lane's table may drop it
         buffer.stage_progress(c.client_id, seq, c.host, c.pid, now);
         if (buffer.staged_bytes() >= config.commit_bytes) committer->request_commit();
         for (auto& [id, limit] : gate.grants(buffer.bytes(), &c.client_id)) send_credit(id, limit);
@@ -509,16 +513,17 @@ struct Server::Impl {
     // the client's arena (kept mapped and in memory until it is committed).
     Payload take_payload(std::size_t i) {
         Payload p;
-        if (shm_arena) {
-            const auto r = shm_desc->ranges[i];
+        if (shm) {
+            const auto& arena = shm->arena;
+            const auto r = shm->desc.ranges[i];
             struct Hold {
                 std::shared_ptr<const ShmArena> arena;
                 proto::ShmRange range;
                 ~Hold() { arena->release(range.offset, range.length); }
             };
-            shm_arena->populate(r.offset, r.length);
-            auto hold = std::make_shared<Hold>(shm_arena, r);  // in place: no temporary to release
-            p.data = shm_arena->base() + r.offset;
+            arena->populate(r.offset, r.length);
+            auto hold = std::make_shared<Hold>(arena, r);  // in place: no temporary to release
+            p.data = arena->base() + r.offset;
             p.bytes = r.length;
             p.owner = std::shared_ptr<const void>(hold, p.data);
             return p;
@@ -535,8 +540,8 @@ struct Server::Impl {
             throw ProtocolError(ErrorCode::bad_frame, "APPEND carries no metadata frame");
         if (frames.size() < 3)
             throw ProtocolError(ErrorCode::bad_frame, "APPEND needs a block table frame");
-        auto table = proto::decode_block_table(bytes_of(frames[2]));
-        if (!shm_arena) expect_frames(h, 2 + table.size());
+        auto table = shm ? std::move(shm->table) : proto::decode_block_table(bytes_of(frames[2]));
+        if (!shm) expect_frames(h, 2 + table.size());
         // Validate every block before staging any: an APPEND is all or nothing.
         // The validated stream and run of each block, reused when staging.
         std::vector<std::pair<StreamState*, const RunState*>> targets(table.size());
@@ -554,7 +559,7 @@ struct Server::Impl {
                 throw ProtocolError(ErrorCode::internal, "stream handle maps to nothing");
             const std::string where = "'" + st->key + "' of run " + std::to_string(run->run_id);
             if (!run->open) throw ProtocolError(ErrorCode::run_closed, where + ": run is closed");
-            const auto payload = shm_arena ? shm_desc->ranges[i].length : frames[3 + i].size();
+            const auto payload = shm ? shm->desc.ranges[i].length : frames[3 + i].size();
             if (b.rows > payload || payload / b.rows != st->row_bytes || payload % b.rows != 0)
                 throw ProtocolError(ErrorCode::row_size,
                                     where + ": block of " + std::to_string(b.rows) + " rows has " +
@@ -585,9 +590,9 @@ struct Server::Impl {
             st->next_row += table[i].rows;
             received.rows += table[i].rows;
         }
-        if (shm_arena) {
+        if (shm) {
             ++shm_received.appends;
-            for (const auto& r : shm_desc->ranges) shm_received.bytes += r.length;
+            for (const auto& r : shm->desc.ranges) shm_received.bytes += r.length;
         }
     }
 

@@ -397,6 +397,7 @@ TmpFile::TmpFile(std::filesystem::path tmp_path) : path_(std::move(tmp_path)) {
         file_ = File{check(site, "create", [&] {
             return H5Fcreate(path_.c_str(), H5F_ACC_TRUNC, fcpl.id(), fapl.id());
         })};
+        fd_ = fd_of(file_.id(), site);
     } catch (...) {
         std::error_code ec;
         std::filesystem::remove(path_, ec);
@@ -415,8 +416,7 @@ TmpFile::~TmpFile() {
 void TmpFile::preallocate(std::uint64_t bytes) {
     Site site{path_};
     if (bytes == 0) return;
-    const int fd = fd_of(file_.id(), site);
-    if (::fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(bytes)) == 0) {
+    if (::fallocate(fd_, FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(bytes)) == 0) {
         preallocated_ = true;
         return;
     }
@@ -433,6 +433,7 @@ void TmpFile::close(bool fsync) {
     // id is dead (see abandon()) and init() has made that harmless at exit.
     // Preallocation keeps a full disk from reaching this point.
     errno = 0;
+    fd_ = -1;  // HDF5 closes it
     if (H5Fclose(file_.id()) < 0) {
         file_.release();
         fail(site, "close", errno);
@@ -459,16 +460,11 @@ void TmpFile::close(bool fsync) {
 }
 
 void TmpFile::wrote(std::uint64_t bytes) noexcept {
-    if (!early_writeback_) return;
+    if (!early_writeback_ || fd_ < 0) return;
     unsubmitted_ += bytes;
     if (unsubmitted_ < kWritebackBytes) return;
     unsubmitted_ = 0;
-    void* handle = nullptr;
-    if (H5Fget_vfd_handle(file_.id(), H5P_DEFAULT, &handle) < 0 || !handle) {
-        H5Eclear2(H5E_DEFAULT);
-        return;
-    }
-    (void)::sync_file_range(*static_cast<int*>(handle), 0, 0, SYNC_FILE_RANGE_WRITE);
+    (void)::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE);
 }
 
 void TmpFile::rename_to(const std::filesystem::path& final_path) {

@@ -216,6 +216,7 @@ class TmpFile {
     bool renamed_ = false;
     bool early_writeback_ = false;
     std::uint64_t unsubmitted_ = 0;
+    int fd_ = -1;  // the file's descriptor in HDF5's sec2 driver, while open
 };
 
 // A file built in memory (core driver, no backing store) and written to disk

@@ -181,18 +181,39 @@ SegmentInfo write_segment(const std::filesystem::path& path, std::span<const Str
     return info;
 }
 
+namespace {
+
+// One dataset of a segment opened for reading: its file type, item size and
+// dimensions, for the readers below.
+struct SegmentRead {
+    h5::Site site;
+    h5::File file;
+    h5::Dataset dataset;
+    h5::Type type;
+    std::size_t item = 0;
+    std::vector<hsize_t> dims;
+
+    SegmentRead(const std::filesystem::path& path, const std::string& name)
+        : site{path, name}, file{(h5::init(), h5::open_read_only(path))} {
+        dataset = h5::Dataset{h5::check(
+            site, "open", [&] { return H5Dopen2(file.id(), name.c_str(), H5P_DEFAULT); })};
+        type = h5::Type{h5::check(site, "get the type of",
+                                  [&] { return H5Dget_type(dataset.id()); })};
+        item = H5Tget_size(type.id());
+        if (item == 0) h5::fail(site, "get the type size of");
+        dims = h5::dataset_dims(dataset.id(), site);
+    }
+};
+
+}  // namespace
+
 void read_segment_rows(const std::filesystem::path& path, const std::string& dataset,
                        std::uint64_t first_row, std::uint64_t rows, void* out,
                        std::size_t out_bytes) {
-    h5::init();
-    h5::Site site{path, dataset};
-    h5::File file = h5::open_read_only(path);
-    h5::Dataset d{
-        h5::check(site, "open", [&] { return H5Dopen2(file.id(), dataset.c_str(), H5P_DEFAULT); })};
-    h5::Type type{h5::check(site, "get the type of", [&] { return H5Dget_type(d.id()); })};
-    const std::size_t item = H5Tget_size(type.id());
-    if (item == 0) h5::fail(site, "get the type size of");
-    const std::vector<hsize_t> dims = h5::dataset_dims(d.id(), site);
+    SegmentRead r(path, dataset);
+    const h5::Site& site = r.site;
+    const std::size_t item = r.item;
+    const std::vector<hsize_t>& dims = r.dims;
 
     const bool whole = is_array_dataset(dataset) || dims.empty();
     std::uint64_t total_rows = whole ? 1 : dims[0];
@@ -216,19 +237,14 @@ void read_segment_rows(const std::filesystem::path& path, const std::string& dat
         start[0] = first_row;
         count[0] = rows;
     }
-    h5::read_slab(d.id(), type.id(), start, count, out, site);
+    h5::read_slab(r.dataset.id(), r.type.id(), start, count, out, site);
 }
 
 std::uint32_t dataset_crc32(const std::filesystem::path& path, const std::string& dataset) {
-    h5::init();
-    h5::Site site{path, dataset};
-    h5::File file = h5::open_read_only(path);
-    h5::Dataset d{
-        h5::check(site, "open", [&] { return H5Dopen2(file.id(), dataset.c_str(), H5P_DEFAULT); })};
-    h5::Type type{h5::check(site, "get the type of", [&] { return H5Dget_type(d.id()); })};
-    const std::size_t item = H5Tget_size(type.id());
-    if (item == 0) h5::fail(site, "get the type size of");
-    const std::vector<hsize_t> dims = h5::dataset_dims(d.id(), site);
+    SegmentRead r(path, dataset);
+    const h5::Site& site = r.site;
+    const std::size_t item = r.item;
+    const std::vector<hsize_t>& dims = r.dims;
 
     hsize_t total = 1;
     for (auto n : dims) total *= n;
@@ -238,7 +254,7 @@ std::uint32_t dataset_crc32(const std::filesystem::path& path, const std::string
     h5::for_each_slab(dims, max_elements, [&](auto start, auto count) {
         hsize_t n = 1;
         for (auto c : count) n *= c;
-        h5::read_slab(d.id(), type.id(), start, count, buf.data(), site);
+        h5::read_slab(r.dataset.id(), r.type.id(), start, count, buf.data(), site);
         crc = crc_update(crc, buf.data(), n * item);
     });
     return crc;

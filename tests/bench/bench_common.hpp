@@ -38,6 +38,14 @@ inline double now() {
     std::exit(2);
 }
 
+class Args;
+
+// main() of a bench program whose --mode picks one function: runs it, prints
+// an exception as "<program>: <what>" and returns 1, an unknown mode prints
+// the usage.
+inline int run_mode(int argc, char** argv, const char* usage, const char* program,
+                    const std::map<std::string, std::function<void(const Args&)>>& modes);
+
 // "--name value" pairs; every option takes a value.
 class Args {
   public:
@@ -86,6 +94,20 @@ class Args {
     std::map<std::string, std::string> values_;
     std::string usage_;
 };
+
+inline int run_mode(int argc, char** argv, const char* usage, const char* program,
+                    const std::map<std::string, std::function<void(const Args&)>>& modes) {
+    Args args(argc, argv, usage);
+    auto it = modes.find(args.need("mode"));
+    if (it == modes.end()) die(usage);
+    try {
+        it->second(args);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s: %s\n", program, e.what());
+        return 1;
+    }
+    return 0;
+}
 
 // Builds the one JSON object a benchmark prints: keys in insertion order,
 // numbers and strings only (strings are plain ASCII here; quotes and

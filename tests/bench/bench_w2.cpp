@@ -137,18 +137,6 @@ void run_hdf5(const simsink::bench::Args& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    simsink::bench::Args args(argc, argv, kUsage);
-    const std::string mode = args.need("mode");
-    try {
-        if (mode == "simsink")
-            run_simsink(args);
-        else if (mode == "hdf5")
-            run_hdf5(args);
-        else
-            simsink::bench::die(kUsage);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "bench_w2: %s\n", e.what());
-        return 1;
-    }
-    return 0;
+    return simsink::bench::run_mode(argc, argv, kUsage, "bench_w2",
+                                    {{"simsink", run_simsink}, {"hdf5", run_hdf5}});
 }

@@ -95,6 +95,11 @@ inline std::vector<const std::vector<unsigned char>*> pointers(
     return out;
 }
 
+// Segments in tests need no durability.
+inline SegmentOptions no_fsync() {
+    return SegmentOptions{.fsync = false};
+}
+
 // The blocks point into the vectors given, which must outlive the write.
 inline StreamWrite stream_write(std::int64_t id, DType t, Shape shape,
                                 const std::vector<const std::vector<unsigned char>*>& blocks,

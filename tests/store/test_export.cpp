@@ -9,10 +9,6 @@ using namespace simsink::store::testing;
 
 namespace {
 
-SegmentOptions no_fsync() {
-    return SegmentOptions{.fsync = false};
-}
-
 // Campaign "camp" with runs 1 and 2: run 1 has "state/y" over two segments
 // and an array "grid/x", run 2 a bool stream; params, results and attributes
 // on everything.

@@ -24,10 +24,6 @@ std::vector<unsigned char> concat(const std::vector<std::vector<unsigned char>>&
     return all;
 }
 
-SegmentOptions no_fsync() {
-    return SegmentOptions{.fsync = false};
-}
-
 bool no_tmp_files(const fs::path& dir) {
     for (const auto& e : fs::directory_iterator(dir))
         if (e.path().extension() == ".tmp") return false;

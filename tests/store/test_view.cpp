@@ -17,10 +17,6 @@ std::vector<unsigned char> rows_of(const std::vector<unsigned char>& bytes, std:
             bytes.begin() + static_cast<std::ptrdiff_t>((first + count) * row_bytes)};
 }
 
-SegmentOptions no_fsync() {
-    return SegmentOptions{.fsync = false};
-}
-
 // A campaign "camp" whose run 1 has a stream "state/y" (float64, rows of
 // (2,)) spread over three segments, the middle one holding a row that is not
 // part of the stream (src_row 1), and an array "grid/x" in the first segment.

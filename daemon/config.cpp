@@ -64,7 +64,11 @@ void apply(Config& c, const std::string& key, const std::string& v) {
     else if (key == "shm-socket") {
         c.shm_socket = v == "off" ? "" : v;
         c.shm_socket_set = true;
-    }    else if (key == "commit-interval")
+    } else if (key == "shm-pool")
+        c.shm_pool = parse_bytes(key, v);
+    else if (key == "shm-pool-idle")
+        c.shm_pool_idle = parse_seconds(key, v);
+    else if (key == "commit-interval")
         c.commit_interval = parse_seconds(key, v);
     else if (key == "commit-bytes")
         c.commit_bytes = parse_bytes(key, v);
@@ -131,6 +135,10 @@ Options (each can also be a "key = value" line in the --config file):
   --admin ENDPOINT           admin endpoint (default ipc://DIR/admin.sock)
   --shm-socket PATH|off      unix socket where clients on this host register
                              shared memory for their data (default DIR/shm.sock)
+  --shm-pool SIZE            keep up to SIZE of finished local clients' memory
+                             to lend, warm, to new ones of the same user
+                             (default 1G; 0 lends nothing)
+  --shm-pool-idle SECONDS    close pooled memory unused this long (default 300)
   --commit-interval SECONDS  commit buffered data this often (default 1)
   --commit-bytes SIZE        commit early past this many buffered bytes (default 64M)
   --buffer-cap SIZE          memory for buffered data and granted credit (default 1G)

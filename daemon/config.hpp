@@ -19,6 +19,11 @@ struct Config {
     // default <data_dir>/shm.sock; empty (config "off") disables the lane.
     std::string shm_socket;
     bool shm_socket_set = false;
+    // Memory the lane lends to local clients: at most this many resident
+    // bytes of finished clients' arenas are kept warm for the next ones
+    // (0: lend nothing), each for at most shm_pool_idle seconds.
+    std::uint64_t shm_pool = 1ull << 30;
+    double shm_pool_idle = 300.0;
     double commit_interval = 1.0;     // seconds between commits while data is buffered
     std::uint64_t commit_bytes = 64ull << 20;   // commit early when this much is buffered
     std::uint64_t buffer_cap = 1ull << 30;      // staged bytes + outstanding credit

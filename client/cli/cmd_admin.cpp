@@ -49,13 +49,23 @@ int cmd_status(Context& ctx, Args& args) {
     else
         std::cout << "last commit: none yet\n";
     if (const auto& sh = s.value("shm", proto::Json::object()); sh.contains("socket")) {
-        if (sh["socket"].is_string())
+        if (!sh["socket"].is_string()) {
+            std::cout << "shared mem: off\n";
+        } else {
             std::cout << "shared mem: " << format_bytes(sh.value("bytes", 0.0)) << " in "
                       << sh.value("appends", 0) << " messages read in place, "
                       << sh.value("arenas", 0) << " client arenas ("
                       << sh["socket"].get<std::string>() << ")\n";
-        else
-            std::cout << "shared mem: off\n";
+            const auto& p = sh.value("pool", proto::Json::object());
+            if (p.value("cap", 0) == 0)
+                std::cout << "lent mem:   none (shm-pool 0)\n";
+            else
+                std::cout << "lent mem:   " << p.value("lent", 0) << " arenas lent, "
+                          << p.value("idle", 0) << " idle holding "
+                          << format_bytes(p.value("idle_bytes", 0.0)) << " of "
+                          << format_bytes(p.value("cap", 0.0)) << "; " << p.value("loans", 0)
+                          << " loans, " << p.value("warm_loans", 0) << " of them warm\n";
+        }
     }
     std::cout << "errors:     " << s["errors"].value("total", 0);
     if (s["errors"]["last"].is_string())

@@ -37,6 +37,8 @@ Buffer* BufferPool::acquire(std::size_t min_capacity) {
         if (auto* p = arena_->carve(b->capacity)) {
             b->data = p;
             b->arena_offset = arena_->offset_of(p);
+        } else {
+            arena_full_ = true;
         }
     }
     if (!b->data) b->data = static_cast<std::uint8_t*>(std::malloc(b->capacity));
@@ -58,7 +60,9 @@ void BufferPool::give_back(Buffer* b) noexcept {
     {
         std::lock_guard lock(mu_);
         // Arena buffers cannot go back to the system: always keep them.
-        if (b->arena_offset != kNotShared || free_bytes_ + b->capacity <= max_free_bytes_) {
+        // Malloc'd ones only while there is no arena with room to carve.
+        const bool shared = b->arena_offset != kNotShared;
+        if (shared || ((!arena_ || arena_full_) && free_bytes_ + b->capacity <= max_free_bytes_)) {
             try {
                 free_[b->size_class].push_back(b);
                 if (b->arena_offset == kNotShared) free_bytes_ += b->capacity;
@@ -70,6 +74,49 @@ void BufferPool::give_back(Buffer* b) noexcept {
     }
     if (b->arena_offset == kNotShared) std::free(b->data);
     delete b;
+}
+
+const ShmArena* BufferPool::arena() const {
+    std::lock_guard lock(mu_);
+    return arena_.get();
+}
+
+void BufferPool::arena_settled() {
+    {
+        std::lock_guard lock(mu_);
+        arena_settled_ = true;
+    }
+    settled_cv_.notify_all();
+}
+
+bool BufferPool::wait_arena_settled(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(mu_);
+    return settled_cv_.wait_until(lock, deadline, [&] { return arena_settled_; });
+}
+
+bool BufferPool::attach_arena(std::unique_ptr<ShmArena> arena) {
+    if (!arena) return false;
+    std::vector<Buffer*> drop;
+    {
+        std::lock_guard lock(mu_);
+        if (arena_) return false;
+        arena_ = std::move(arena);
+        // Idle malloc'd buffers would be reused before the arena is carved.
+        for (auto& list : free_)
+            for (auto it = list.begin(); it != list.end();)
+                if ((*it)->arena_offset == kNotShared) {
+                    drop.push_back(*it);
+                    free_bytes_ -= (*it)->capacity;
+                    it = list.erase(it);
+                } else {
+                    ++it;
+                }
+    }
+    for (Buffer* b : drop) {
+        std::free(b->data);
+        delete b;
+    }
+    return true;
 }
 
 std::size_t BufferPool::free_bytes() const {

@@ -14,6 +14,8 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -41,13 +43,15 @@ struct Buffer {
 // Thread-safe. Buffers have power-of-two capacities from 4 KiB up; the pool
 // keeps at most `max_free_bytes` of idle malloc'd buffers and frees the rest.
 // With an arena attached, new buffers are carved from it while it has room
-// (and are always kept for reuse), then malloc'd. It must outlive every
+// (and are always kept for reuse), then malloc'd. The arena can be attached
+// later (the I/O thread gets it from the daemon); malloc'd buffers coming
+// back are then freed while the arena has room, so that later batches use
+// the arena. It must outlive every
 // Buffer it handed out (the client destroys its ZeroMQ context, which drops
 // ZeroMQ's references, before its pool).
 class BufferPool {
   public:
-    explicit BufferPool(std::size_t max_free_bytes, std::unique_ptr<ShmArena> arena = nullptr)
-        : max_free_bytes_(max_free_bytes), arena_(std::move(arena)) {}
+    explicit BufferPool(std::size_t max_free_bytes) : max_free_bytes_(max_free_bytes) {}
     ~BufferPool();
     BufferPool(const BufferPool&) = delete;
     BufferPool& operator=(const BufferPool&) = delete;
@@ -61,7 +65,16 @@ class BufferPool {
     static void unref(Buffer* b) noexcept;
 
     std::size_t free_bytes() const;  // idle malloc'd buffers (arena buffers cost nothing idle)
-    const ShmArena* arena() const noexcept { return arena_.get(); }
+    // Carve new buffers from `arena` from now on. Once only: false (and
+    // `arena` destroyed) when one is attached already. The pool owns it.
+    bool attach_arena(std::unique_ptr<ShmArena> arena);
+    // The attached arena, or null.
+    const ShmArena* arena() const;
+    // The I/O thread has answered the first WELCOME's question of where the
+    // arena comes from (lent, own, or none); wakes wait_arena_settled().
+    void arena_settled();
+    // Waits until arena_settled() or `deadline`; true when settled.
+    bool wait_arena_settled(std::chrono::steady_clock::time_point deadline);
 
   private:
     static constexpr unsigned kMinClass = 12;  // 4 KiB
@@ -72,7 +85,10 @@ class BufferPool {
     std::array<std::vector<Buffer*>, kClasses> free_{};
     std::size_t free_bytes_ = 0;
     const std::size_t max_free_bytes_;
-    const std::unique_ptr<ShmArena> arena_;  // carved under mu_
+    std::unique_ptr<ShmArena> arena_;  // attached and carved under mu_
+    bool arena_full_ = false;          // a carve failed: malloc'd buffers are kept again
+    bool arena_settled_ = false;
+    std::condition_variable settled_cv_;
 };
 
 // Owns one reference to a Buffer and knows how many of its bytes are used.

@@ -47,11 +47,7 @@ std::vector<std::uint8_t> to_bytes(const std::string& s) {
 
 ClientCore::ClientCore(Options options)
     : opts_(std::move(options)),
-      pool_(static_cast<std::size_t>(opts_.max_unacked_bytes),
-            // Room for max_unacked_bytes in power-of-two buffers, and a batch more.
-            opts_.shared_memory && is_local_endpoint(opts_.endpoint)
-                ? ShmArena::create(2 * opts_.max_unacked_bytes + 2 * opts_.batch_bytes)
-                : nullptr) {
+      pool_(static_cast<std::size_t>(opts_.max_unacked_bytes)) {
     if (opts_.endpoint.empty()) throw Error(ErrorCode::bad_argument, "endpoint is empty");
     if (opts_.heartbeat.count() <= 0)
         throw Error(ErrorCode::bad_argument, "Options::heartbeat must be positive");
@@ -69,6 +65,13 @@ ClientCore::ClientCore(Options options)
     }
     io_ = std::make_unique<IoThread>(*this, opts_.endpoint);
     io_->start();
+    // A client on the daemon's host waits briefly for its first WELCOME, at
+    // which the daemon lends it an arena (warm memory when an earlier client
+    // of this user left some), so that even its first batches are in it.
+    // Without an answer in time it makes its own arena and goes on.
+    if (opts_.shared_memory && is_local_endpoint(opts_.endpoint) &&
+        !pool_.wait_arena_settled(std::chrono::steady_clock::now() + kArenaWait))
+        pool_.attach_arena(ShmArena::create(arena_bytes()));
 }
 
 ClientCore::~ClientCore() {

@@ -125,6 +125,13 @@ class ClientCore {
     }
 
     const Options& options() const noexcept { return opts_; }
+    // Bytes of the shared-memory arena: room for max_unacked_bytes in
+    // power-of-two buffers, and a batch more.
+    std::uint64_t arena_bytes() const noexcept {
+        return 2 * opts_.max_unacked_bytes + 2 * opts_.batch_bytes;
+    }
+    // How long construction waits for the daemon to lend an arena.
+    static constexpr std::chrono::milliseconds kArenaWait{200};
     const std::string& client_id_hex() const noexcept { return id_hex_; }
 
   private:

@@ -281,22 +281,37 @@ void IoThread::apply_ack_locked(std::uint64_t number, const proto::Json& meta) {
 
 // Every WELCOME starts a session, possibly with another daemon process:
 // register the arena again (a daemon that offers no lane, refuses, or is
-// another process than the one that welcomed us gets frames).
+// another process than the one that welcomed us gets frames). The first
+// time, borrow the arena from the daemon (warm memory when a finished client
+// of our user left some), or make our own when it lends none.
 void IoThread::register_arena(const proto::Json& meta) {
     shm_token_ = 0;
-    const ShmArena* arena = core_.pool_.arena();
     auto path = meta.find("shm");
     auto daemon = meta.find("daemon");
-    if (!arena || path == meta.end() || !path->is_string() || daemon == meta.end() ||
-        !daemon->is_string())
+    if (!core_.opts_.shared_memory || !is_local_endpoint(core_.opts_.endpoint) ||
+        path == meta.end() || !path->is_string() || daemon == meta.end() || !daemon->is_string())
         return;
+    const auto& socket_path = path->get_ref<const std::string&>();
+    const auto& daemon_id = daemon->get_ref<const std::string&>();
     std::string why;
-    auto r = arena->register_with(path->get<std::string>(), core_.id_hex_, why);
-    if (r && r->daemon == daemon->get<std::string>()) shm_token_ = r->token;
+    if (!core_.pool_.arena()) {
+        ShmArena::Registration reg;
+        auto lent = ShmArena::borrow(socket_path, core_.id_hex_, core_.arena_bytes(), reg, why);
+        if (lent && reg.daemon == daemon_id && core_.pool_.attach_arena(std::move(lent))) {
+            shm_token_ = reg.token;
+            return;
+        }
+        if (!core_.pool_.arena()) core_.pool_.attach_arena(ShmArena::create(core_.arena_bytes()));
+    }
+    if (const ShmArena* arena = core_.pool_.arena()) {
+        auto r = arena->register_with(socket_path, core_.id_hex_, why);
+        if (r && r->daemon == daemon_id) shm_token_ = r->token;
+    }
 }
 
 void IoThread::on_welcome(std::uint64_t number, const proto::Json& meta) {
     register_arena(meta);  // before taking the lock: it talks to a socket
+    core_.pool_.arena_settled();
     std::lock_guard lock(core_.mu_);
     core_.shm_active_ = shm_token_ != 0;
     apply_ack_locked(number, meta);

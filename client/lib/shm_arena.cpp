@@ -3,12 +3,14 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "meta.hpp"
 #include "wire.hpp"
@@ -20,12 +22,133 @@ namespace simsink::detail {
 #endif
 
 namespace {
+
 constexpr std::uint64_t kHuge = std::uint64_t{2} << 20;
+
+
+std::uint64_t arena_size(std::uint64_t size) {
+    return std::clamp<std::uint64_t>((size + kHuge - 1) / kHuge * kHuge, kHuge,
+                                     proto::kShmArenaMax);
 }
 
+// Maps an arena read-write. A forked child must not write into the parent's
+// unacknowledged data: it does not inherit the mapping (a stray touch faults
+// instead).
+std::uint8_t* map_arena(int fd, std::uint64_t size) {
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) return nullptr;
+    ::madvise(p, size, MADV_DONTFORK);
+    return static_cast<std::uint8_t*>(p);
+}
+
+// A connection to the lane with 1 s timeouts, or -1 (and `why`).
+int connect_lane(const std::string& socket_path, std::string& why) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (socket_path.empty() || socket_path.size() >= sizeof addr.sun_path) {
+        why = "socket path '" + socket_path + "' is not a valid unix socket path";
+        return -1;
+    }
+    std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+    int s = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (s < 0) {
+        why = std::string("socket: ") + std::strerror(errno);
+        return -1;
+    }
+    timeval tv{1, 0};
+    ::setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        why = "connect " + socket_path + ": " + std::strerror(errno);
+        ::close(s);
+        return -1;
+    }
+    return s;
+}
+
+// Sends `request` (with `fd` attached unless it is -1), receives the answer
+// (and the descriptor it carries, into `fd_back` when not null).
+std::optional<ShmArena::Registration> exchange(int s, const proto::Json& request, int fd,
+                                               int* fd_back, std::uint64_t* size_back,
+                                               std::string& why) {
+    auto text = proto::dump_meta(request);
+    iovec iov{text.data(), text.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (fd >= 0) {
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    if (::sendmsg(s, &msg, MSG_NOSIGNAL) < 0) {
+        why = std::string("sendmsg: ") + std::strerror(errno);
+        return std::nullopt;
+    }
+    char reply[proto::kShmMessageMax];
+    iovec riov{reply, sizeof reply};
+    alignas(cmsghdr) char rcontrol[CMSG_SPACE(sizeof(int))] = {};
+    msghdr rmsg{};
+    rmsg.msg_iov = &riov;
+    rmsg.msg_iovlen = 1;
+    rmsg.msg_control = rcontrol;
+    rmsg.msg_controllen = sizeof rcontrol;
+    ssize_t n = ::recvmsg(s, &rmsg, MSG_CMSG_CLOEXEC);
+    if (n <= 0) {
+        why = n == 0 ? "the daemon closed the registration" : std::string("recv: ") + std::strerror(errno);
+        return std::nullopt;
+    }
+    int got = -1;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&rmsg); c; c = CMSG_NXTHDR(&rmsg, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+            c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            std::memcpy(&got, CMSG_DATA(c), sizeof(int));
+            for (std::size_t i = 1; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++i) {
+                int extra;
+                std::memcpy(&extra, CMSG_DATA(c) + i * sizeof(int), sizeof extra);
+                ::close(extra);
+            }
+        }
+    struct Closer {
+        int& fd;
+        ~Closer() {
+            if (fd >= 0) ::close(fd);
+        }
+    } closer{got};
+    try {
+        auto j = proto::parse_meta({reinterpret_cast<const std::uint8_t*>(reply),
+                                    static_cast<std::size_t>(n)});
+        auto t = j.find("token");
+        auto d = j.find("daemon");
+        if (t != j.end() && t->is_number_unsigned() && d != j.end() && d->is_string()) {
+            if (fd_back) {
+                auto sz = j.find("size");
+                if (got < 0 || sz == j.end() || !sz->is_number_unsigned()) {
+                    why = "the lease answer has no descriptor or no size";
+                    return std::nullopt;
+                }
+                *size_back = sz->get<std::uint64_t>();
+                *fd_back = std::exchange(got, -1);
+            }
+            return ShmArena::Registration{t->get<std::uint64_t>(), d->get<std::string>()};
+        }
+        auto m = j.find("message");
+        why = m != j.end() && m->is_string() ? m->get<std::string>() : "refused";
+    } catch (const proto::ProtocolError& e) {
+        why = std::string("bad reply: ") + e.what();
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
 std::unique_ptr<ShmArena> ShmArena::create(std::uint64_t size) {
-    size = std::clamp<std::uint64_t>((size + kHuge - 1) / kHuge * kHuge, kHuge,
-                                     proto::kShmArenaMax);
+    size = arena_size(size);
     int fd = ::memfd_create("simsink-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0) return nullptr;
     if (::ftruncate(fd, static_cast<off_t>(size)) != 0 ||
@@ -33,20 +156,49 @@ std::unique_ptr<ShmArena> ShmArena::create(std::uint64_t size) {
         ::close(fd);
         return nullptr;
     }
-    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED) {
+    auto* p = map_arena(fd, size);
+    if (!p) {
         ::close(fd);
         return nullptr;
     }
-    // A forked child must not write into the parent's unacknowledged data:
-    // it does not inherit the mapping (a stray touch faults instead).
-    ::madvise(p, size, MADV_DONTFORK);
-    return std::unique_ptr<ShmArena>(new ShmArena(fd, static_cast<std::uint8_t*>(p), size));
+    return std::unique_ptr<ShmArena>(new ShmArena(fd, p, size));
+}
+
+std::unique_ptr<ShmArena> ShmArena::borrow(const std::string& socket_path,
+                                           const std::string& client_hex, std::uint64_t size,
+                                           Registration& reg, std::string& why) {
+    size = arena_size(size);
+    int s = connect_lane(socket_path, why);
+    if (s < 0) return nullptr;
+    int fd = -1;
+    std::uint64_t got_size = 0;
+    auto r = exchange(s, {{"client", client_hex}, {"size", size}, {"lend", true}}, -1, &fd,
+                      &got_size, why);
+    std::uint8_t* p = nullptr;
+    if (r) {
+        struct stat st{};
+        int seals = ::fcntl(fd, F_GET_SEALS);
+        // Trust but check: an arena that could shrink would SIGBUS us.
+        if (got_size != size || seals < 0 || !(seals & F_SEAL_SHRINK) || ::fstat(fd, &st) != 0 ||
+            static_cast<std::uint64_t>(st.st_size) != size)
+            why = "the lent arena is not a sealed memfd of " + std::to_string(size) + " bytes";
+        else if (!(p = map_arena(fd, size)))
+            why = std::string("cannot map the lent arena: ") + std::strerror(errno);
+    }
+    if (!p) {
+        if (fd >= 0) ::close(fd);
+        ::close(s);  // ends the lease, if there was one
+        return nullptr;
+    }
+    reg = *r;
+    return std::unique_ptr<ShmArena>(new ShmArena(fd, p, size, s));
 }
 
 ShmArena::~ShmArena() {
     ::munmap(base_, size_);
     ::close(fd_);
+    // Only now, with our mapping gone, may the daemon lend the memory again.
+    if (lease_fd_ >= 0) ::close(lease_fd_);
 }
 
 std::uint8_t* ShmArena::carve(std::size_t bytes) noexcept {
@@ -63,65 +215,11 @@ std::uint8_t* ShmArena::carve(std::size_t bytes) noexcept {
 std::optional<ShmArena::Registration> ShmArena::register_with(const std::string& socket_path,
                                                               const std::string& client_hex,
                                                               std::string& why) const {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (socket_path.empty() || socket_path.size() >= sizeof addr.sun_path) {
-        why = "socket path '" + socket_path + "' is not a valid unix socket path";
-        return std::nullopt;
-    }
-    std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
-    int s = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (s < 0) {
-        why = std::string("socket: ") + std::strerror(errno);
-        return std::nullopt;
-    }
-    struct Closer {
-        int fd;
-        ~Closer() { ::close(fd); }
-    } closer{s};
-    timeval tv{1, 0};
-    ::setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-        why = "connect " + socket_path + ": " + std::strerror(errno);
-        return std::nullopt;
-    }
-    auto text = proto::dump_meta({{"client", client_hex}, {"size", size_}});
-    iovec iov{text.data(), text.size()};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd_, sizeof(int));
-    if (::sendmsg(s, &msg, MSG_NOSIGNAL) < 0) {
-        why = std::string("sendmsg: ") + std::strerror(errno);
-        return std::nullopt;
-    }
-    char reply[proto::kShmMessageMax];
-    ssize_t n = ::recv(s, reply, sizeof reply, 0);
-    if (n <= 0) {
-        why = n == 0 ? "the daemon closed the registration" : std::string("recv: ") + std::strerror(errno);
-        return std::nullopt;
-    }
-    try {
-        auto j = proto::parse_meta({reinterpret_cast<const std::uint8_t*>(reply),
-                                    static_cast<std::size_t>(n)});
-        auto t = j.find("token");
-        auto d = j.find("daemon");
-        if (t != j.end() && t->is_number_unsigned() && d != j.end() && d->is_string())
-            return Registration{t->get<std::uint64_t>(), d->get<std::string>()};
-        auto m = j.find("message");
-        why = m != j.end() && m->is_string() ? m->get<std::string>() : "refused";
-    } catch (const proto::ProtocolError& e) {
-        why = std::string("bad reply: ") + e.what();
-    }
-    return std::nullopt;
+    int s = connect_lane(socket_path, why);
+    if (s < 0) return std::nullopt;
+    auto r = exchange(s, {{"client", client_hex}, {"size", size_}}, fd_, nullptr, nullptr, why);
+    ::close(s);
+    return r;
 }
 
 bool is_local_endpoint(const std::string& ep) {

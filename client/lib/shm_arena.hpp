@@ -7,6 +7,12 @@
 // when first written, like malloc'd buffers. Buffers carved from it are
 // recycled by the BufferPool and never returned (the arena is unmapped with
 // the client).
+//
+// A client first asks the daemon to lend it an arena (borrow()): a daemon
+// keeps the arenas of finished clients of the same user, whose pages exist
+// already, and first touches of fresh memory are what a short-lived worker
+// pays most for. It makes its own (create()) only when the daemon lends
+// none.
 #pragma once
 
 #include <cstddef>
@@ -23,6 +29,18 @@ class ShmArena {
     // mapped read-write; null when the kernel cannot make one (then the
     // client copies, as it does for a remote daemon).
     static std::unique_ptr<ShmArena> create(std::uint64_t size);
+
+    struct Registration {
+        std::uint64_t token = 0;
+        std::string daemon;  // the daemon id the lane answered with
+    };
+    // Borrows an arena of `size` bytes (rounded up like create()) from the
+    // daemon's lane at `socket_path` as client `client_hex`; it is already
+    // registered (`reg`). The lease lasts until the arena is destroyed. On
+    // failure returns null and says why in `why`.
+    static std::unique_ptr<ShmArena> borrow(const std::string& socket_path,
+                                            const std::string& client_hex, std::uint64_t size,
+                                            Registration& reg, std::string& why);
     ~ShmArena();
     ShmArena(const ShmArena&) = delete;
     ShmArena& operator=(const ShmArena&) = delete;
@@ -35,10 +53,7 @@ class ShmArena {
         return static_cast<std::uint64_t>(p - base_);
     }
 
-    struct Registration {
-        std::uint64_t token = 0;
-        std::string daemon;  // the daemon id the lane answered with
-    };
+    bool borrowed() const noexcept { return lease_fd_ >= 0; }
     // Registers the arena with the daemon's lane at `socket_path` as client
     // `client_hex`. On failure returns nullopt and says why in `why`.
     std::optional<Registration> register_with(const std::string& socket_path,
@@ -46,11 +61,12 @@ class ShmArena {
                                               std::string& why) const;
 
   private:
-    ShmArena(int fd, std::uint8_t* base, std::uint64_t size) noexcept
-        : fd_(fd), base_(base), size_(size) {}
+    ShmArena(int fd, std::uint8_t* base, std::uint64_t size, int lease_fd = -1) noexcept
+        : fd_(fd), base_(base), size_(size), lease_fd_(lease_fd) {}
     int fd_;
     std::uint8_t* base_;
     std::uint64_t size_;
+    int lease_fd_;  // the open lease connection of a borrowed arena, else -1
     std::uint64_t used_ = 0;
 };
 

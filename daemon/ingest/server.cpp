@@ -726,7 +726,15 @@ struct Server::Impl {
                 {"refused_registrations", s.refused},
                 {"appends", shm_received.appends},
                 {"bytes", shm_received.bytes},
-                {"refused_appends", shm_received.refused}};
+                {"refused_appends", shm_received.refused},
+                {"pool",
+                 {{"cap", s.pool_cap},
+                  {"lent", s.pool.lent},
+                  {"idle", s.pool.idle},
+                  {"idle_bytes", s.pool.idle_bytes},
+                  {"loans", s.pool.loans},
+                  {"warm_loans", s.pool.warm_loans},
+                  {"evicted", s.pool.evicted}}}};
     }
 
     // ---- outcomes from the writer ------------------------------------------------
@@ -865,7 +873,8 @@ void Server::bind() {
     // their bytes through the ingest socket, as remote ones do.
     if (!i.config.shm_socket.empty()) {
         try {
-            i.lane = std::make_unique<ShmLane>(i.config.shm_socket, i.daemon_id);
+            i.lane = std::make_unique<ShmLane>(i.config.shm_socket, i.daemon_id,
+                                               i.config.shm_pool, i.config.shm_pool_idle);
             i.lane->start();
         } catch (const std::exception& e) {
             spdlog::warn("shared memory for local clients is off: {}", e.what());

@@ -49,6 +49,24 @@ void send_json(int fd, const proto::Json& j) {
     [[maybe_unused]] auto n = ::send(fd, text.data(), text.size(), MSG_NOSIGNAL);
 }
 
+// The lease reply carries the lent memfd. False when the borrower is gone.
+bool send_with_fd(int conn, const proto::Json& j, int fd) {
+    auto text = proto::dump_meta(j);
+    iovec iov{text.data(), text.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    return ::sendmsg(conn, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(text.size());
+}
+
 }  // namespace
 
 // ---- ShmArena ----------------------------------------------------------------------
@@ -72,8 +90,11 @@ void ShmArena::release(std::uint64_t offset, std::uint64_t length) const noexcep
 
 // ---- ShmLane -----------------------------------------------------------------------
 
-ShmLane::ShmLane(std::string path, std::string daemon_id)
-    : path_(std::move(path)), daemon_id_(std::move(daemon_id)) {
+ShmLane::ShmLane(std::string path, std::string daemon_id, std::uint64_t pool_cap,
+                 double pool_idle)
+    : path_(std::move(path)),
+      daemon_id_(std::move(daemon_id)),
+      pool_(ShmPool::create(pool_cap, pool_idle)) {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     if (path_.empty() || path_.size() >= sizeof addr.sun_path)
@@ -103,6 +124,7 @@ ShmLane::~ShmLane() {
     std::uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(stop_fd_, &one, sizeof one);
     if (thread_.joinable()) thread_.join();
+    while (!leases_.empty()) end_lease(leases_.size() - 1);
     ::close(listen_fd_);
     ::close(stop_fd_);
     ::unlink(path_.c_str());
@@ -132,32 +154,65 @@ ShmLane::Stats ShmLane::stats() const {
     std::lock_guard lock(mu_);
     Stats s = stats_;
     s.arenas = by_token_.size();
+    s.pool = pool_->stats();
+    s.pool_cap = pool_->cap();
     return s;
 }
 
 void ShmLane::loop() noexcept {
+    std::vector<pollfd> fds;
     for (;;) {
-        pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
-        if (::poll(fds, 2, -1) < 0) {
+        fds.assign({{listen_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}});
+        for (const auto& l : leases_) fds.push_back({l.conn, POLLIN, 0});
+        // Wake once a second to close memory that idled too long in the pool.
+        int n = ::poll(fds.data(), fds.size(), 1000);
+        if (n < 0) {
             if (errno == EINTR) continue;
             spdlog::error("shm lane: poll: {}; shared memory is off from now", std::strerror(errno));
             return;
         }
+        pool_->trim();
         if (fds[1].revents) return;
+        // A lease ends when the borrower closes its connection (or sends
+        // anything: the protocol has nothing more for it to say).
+        for (std::size_t i = fds.size(); i-- > 2;)
+            if (fds[i].revents) end_lease(i - 2);
+        if (!(fds[0].revents & POLLIN)) continue;
         int conn = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
         if (conn < 0) continue;  // the client went away already, or out of fds: it falls back
+        bool kept = false;
         try {
-            serve(conn);
+            kept = serve(conn);
         } catch (const std::exception& e) {
             spdlog::error("shm lane: {}", e.what());
         }
-        ::close(conn);
+        if (!kept) ::close(conn);
     }
 }
 
-// One registration: a JSON request {"client", "size"} with the arena's fd
-// attached, answered with {"token", "daemon"} or {"code", "message"}.
-void ShmLane::serve(int conn) {
+void ShmLane::end_lease(std::size_t i) {
+    Lease lease = std::move(leases_[i]);
+    leases_.erase(leases_.begin() + static_cast<std::ptrdiff_t>(i));
+    ::close(lease.conn);
+    // The borrower is done with the memory: no token may name it any more.
+    // Staged blocks keep their mappings (and the loan) until committed.
+    std::lock_guard lock(mu_);
+    for (auto it = by_token_.begin(); it != by_token_.end();) {
+        if (it->second->loan_ != lease.loan) {
+            ++it;
+            continue;
+        }
+        auto c = token_of_client_.find(it->second->client_id());
+        if (c != token_of_client_.end() && c->second == it->first) token_of_client_.erase(c);
+        it = by_token_.erase(it);
+    }
+}
+
+// One request. A registration is a JSON object {"client", "size"} with the
+// arena's fd attached; a lease request {"client", "size", "lend": true} has
+// no fd and gets one back. Either is answered with {"token", "daemon"} (and
+// "size" for a lease) or {"code", "message"}.
+bool ShmLane::serve(int conn) {
     // A client that connects and says nothing holds up others for 1 s at most.
     timeval tv{1, 0};
     ::setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -172,7 +227,7 @@ void ShmLane::serve(int conn) {
     msg.msg_control = control;
     msg.msg_controllen = sizeof control;
     ssize_t n = ::recvmsg(conn, &msg, MSG_CMSG_CLOEXEC);
-    if (n <= 0) return;  // timed out or hung up: nothing to answer
+    if (n <= 0) return false;  // timed out or hung up: nothing to answer
 
     std::vector<int> fds;
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
@@ -194,15 +249,23 @@ void ShmLane::serve(int conn) {
         if (msg.msg_flags & MSG_TRUNC)
             throw Refused("registration message longer than " +
                           std::to_string(proto::kShmMessageMax) + " bytes");
-        if (fds.size() != 1 || (msg.msg_flags & MSG_CTRUNC))
-            throw Refused("registration must carry exactly one file descriptor (SCM_RIGHTS), got " +
-                          std::to_string(fds.size()));
         proto::Json req;
         try {
             req = proto::parse_meta({buf.data(), static_cast<std::size_t>(n)});
         } catch (const proto::ProtocolError& e) {
             throw Refused(std::string("registration is not valid JSON: ") + e.what());
         }
+        bool lease = false;
+        if (auto lit = req.find("lend"); lit != req.end()) {
+            if (!lit->is_boolean()) throw Refused("registration 'lend' must be true or false");
+            lease = lit->get<bool>();
+        }
+        const std::size_t want_fds = lease ? 0 : 1;
+        if (fds.size() != want_fds || (msg.msg_flags & MSG_CTRUNC))
+            throw Refused(lease ? "a lease request must carry no file descriptor, got " +
+                                      std::to_string(fds.size())
+                                : "registration must carry exactly one file descriptor "
+                                  "(SCM_RIGHTS), got " + std::to_string(fds.size()));
         auto cit = req.find("client");
         if (cit == req.end() || !cit->is_string() || !proto::is_client_id(cit->get<std::string>()))
             throw Refused("registration 'client' must be 32 lowercase hex characters");
@@ -214,29 +277,52 @@ void ShmLane::serve(int conn) {
         if (size < proto::kShmArenaMin || size > proto::kShmArenaMax || size % kPage != 0)
             throw Refused("arena size " + std::to_string(size) +
                           " must be a multiple of 4096 between 4096 and 64 GiB");
-        const int fd = fds[0];
-        int seals = ::fcntl(fd, F_GET_SEALS);
-        if (seals < 0)
-            throw Refused("the descriptor is not a memfd with sealing (F_GET_SEALS: " +
-                          std::string(std::strerror(errno)) + ")");
-        if (!(seals & F_SEAL_SHRINK))
-            throw Refused("the arena is not sealed against shrinking (F_SEAL_SHRINK)");
-        struct stat st{};
-        if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-            static_cast<std::uint64_t>(st.st_size) != size)
-            throw Refused("the arena's size is " + std::to_string(st.st_size) + ", not " +
-                          std::to_string(size));
         {
             std::lock_guard lock(mu_);
             if (by_token_.size() >= kMaxArenas && !token_of_client_.count(client))
                 throw Refused("the daemon holds " + std::to_string(kMaxArenas) +
                               " arenas already");
         }
+        std::shared_ptr<Loan> loan;
+        int fd = -1;
+        if (lease) {
+            if (!pool_->lends()) throw Refused("this daemon lends no memory (shm-pool is 0)");
+            if (leases_.size() >= kMaxArenas)
+                throw Refused("the daemon has " + std::to_string(kMaxArenas) +
+                              " arenas lent already");
+            ucred cred{};
+            socklen_t len = sizeof cred;
+            if (::getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+                throw Refused(std::string("cannot tell the borrower's uid: ") +
+                              std::strerror(errno));
+            try {
+                loan = pool_->lend(cred.uid, size);
+            } catch (const std::runtime_error& e) {
+                throw Refused(e.what());
+            }
+            fd = loan->fd();
+        } else {
+            fd = fds[0];
+            int seals = ::fcntl(fd, F_GET_SEALS);
+            if (seals < 0)
+                throw Refused("the descriptor is not a memfd with sealing (F_GET_SEALS: " +
+                              std::string(std::strerror(errno)) + ")");
+            if (!(seals & F_SEAL_SHRINK))
+                throw Refused("the arena is not sealed against shrinking (F_SEAL_SHRINK)");
+            struct stat st{};
+            if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+                static_cast<std::uint64_t>(st.st_size) != size)
+                throw Refused("the arena's size is " + std::to_string(st.st_size) + ", not " +
+                              std::to_string(size));
+            // The client's arena may be memory this daemon lent it: then it
+            // goes back to the pool only when this mapping is gone too.
+            loan = pool_->loan_of(fd);
+        }
         void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
         if (p == MAP_FAILED)
             throw Refused(std::string("cannot map the arena: ") + std::strerror(errno));
-        auto arena =
-            std::make_shared<const ShmArena>(client, static_cast<const std::uint8_t*>(p), size);
+        auto arena = std::make_shared<const ShmArena>(client, static_cast<const std::uint8_t*>(p),
+                                                      size, loan);
         std::uint64_t token;
         {
             std::lock_guard lock(mu_);
@@ -248,19 +334,32 @@ void ShmLane::serve(int conn) {
             token_of_client_[client] = token;
             ++stats_.registrations;
         }
-        spdlog::debug("shm lane: client {} registered an arena of {} bytes", client, size);
-        send_json(conn, {{"token", token}, {"daemon", daemon_id_}});
+        if (!lease) {
+            spdlog::debug("shm lane: client {} registered an arena of {} bytes", client, size);
+            send_json(conn, {{"token", token}, {"daemon", daemon_id_}});
+            return false;
+        }
+        spdlog::debug("shm lane: lent client {} {} an arena of {} bytes", client,
+                      loan->warm() ? "a warm" : "a new", size);
+        leases_.push_back({conn, loan});
+        if (!send_with_fd(conn, {{"token", token}, {"daemon", daemon_id_}, {"size", size}}, fd))
+            end_lease(leases_.size() - 1);  // the borrower is gone; closes conn
+        return true;
     } catch (const Refused& e) {
         {
             std::lock_guard lock(mu_);
             ++stats_.refused;
             stats_.last_refusal = e.what();
         }
-        spdlog::warn("shm lane: refused a registration{}: {}",
-                     client.empty() ? "" : " from client " + client, e.what());
+        // A daemon that lends nothing refuses every lease: the client then
+        // registers its own arena, which is normal, not worth a warning.
+        spdlog::log(pool_->lends() ? spdlog::level::warn : spdlog::level::debug,
+                    "shm lane: refused a registration{}: {}",
+                    client.empty() ? "" : " from client " + client, e.what());
         send_json(conn, {{"code", std::string(proto::name(proto::ErrorCode::bad_shm))},
                          {"message", e.what()}});
     }
+    return false;
 }
 
 }  // namespace simsink::daemon

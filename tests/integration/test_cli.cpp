@@ -52,6 +52,9 @@ TEST_CASE("CLI: status, flush, runs --where, show, tail, verify, export", "[inte
     REQUIRE(st.status == 0);
     CHECK_THAT(st.text, Catch::Contains("state:      ok"));
     CHECK_THAT(st.text, Catch::Contains("4 total"));
+    // The client is local (ipc://): its rows came through memory the daemon lent it.
+    CHECK_THAT(st.text, Catch::Contains("messages read in place"));
+    CHECK_THAT(st.text, Catch::Contains("lent mem:   1 arenas lent, 0 idle"));
 
     auto runs = run_cli(admin + " runs --where \"kappa >= 0.5 and method = 'dopri5'\" --csv");
     REQUIRE(runs.status == 0);

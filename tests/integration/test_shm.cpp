@@ -10,6 +10,8 @@
 #include <sqlite3.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/statfs.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -158,6 +160,81 @@ struct Arena {
         auto token = r["token"].get<std::uint64_t>();
         CHECK(token != 0);
         return token;
+    }
+};
+
+// An arena borrowed from the daemon (a lease): the connection stays open
+// for as long as the lease lasts.
+struct Lease {
+    proto::Json reply;
+    int conn = -1;  // the lease: closing it gives the memory back
+    int fd = -1;    // the lent memfd (-1 when refused)
+    std::uint8_t* base = nullptr;
+    std::uint64_t size = 0;
+    Lease(const fs::path& socket_path, const std::string& client, std::uint64_t bytes,
+          const std::vector<int>& send_fds = {}, proto::Json request = nullptr) {
+        conn = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        REQUIRE(conn >= 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::strncpy(a.sun_path, socket_path.c_str(), sizeof a.sun_path - 1);
+        REQUIRE(connect(conn, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+        timeval tv{10, 0};
+        setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        if (request.is_null()) request = {{"client", client}, {"size", bytes}, {"lend", true}};
+        const std::string text = request.dump();
+        iovec iov{const_cast<char*>(text.data()), text.size()};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        if (!send_fds.empty()) {
+            msg.msg_control = control;
+            msg.msg_controllen = sizeof control;
+            cmsghdr* c = CMSG_FIRSTHDR(&msg);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int));
+            std::memcpy(CMSG_DATA(c), send_fds.data(), sizeof(int));
+        }
+        REQUIRE(sendmsg(conn, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(text.size()));
+        char buf[4096];
+        iovec riov{buf, sizeof buf};
+        alignas(cmsghdr) char rcontrol[CMSG_SPACE(sizeof(int))] = {};
+        msghdr r{};
+        r.msg_iov = &riov;
+        r.msg_iovlen = 1;
+        r.msg_control = rcontrol;
+        r.msg_controllen = sizeof rcontrol;
+        ssize_t n = recvmsg(conn, &r, MSG_CMSG_CLOEXEC);
+        REQUIRE(n > 0);
+        reply = proto::parse_meta({reinterpret_cast<const std::uint8_t*>(buf),
+                                   static_cast<std::size_t>(n)});
+        if (cmsghdr* c = CMSG_FIRSTHDR(&r); c && c->cmsg_type == SCM_RIGHTS)
+            std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+        if (fd >= 0) {
+            size = bytes;
+            void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            REQUIRE(p != MAP_FAILED);
+            base = static_cast<std::uint8_t*>(p);
+        }
+    }
+    ~Lease() { end(); }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    std::uint64_t token() const { return reply.at("token").get<std::uint64_t>(); }
+    ino_t inode() const {
+        struct stat st{};
+        REQUIRE(fstat(fd, &st) == 0);
+        return st.st_ino;
+    }
+    // Unmaps, closes the memfd, then ends the lease, as the client library does.
+    void end() {
+        if (base) munmap(base, size);
+        if (fd >= 0) close(fd);
+        if (conn >= 0) close(conn);
+        base = nullptr;
+        fd = conn = -1;
     }
 };
 
@@ -744,4 +821,199 @@ TEST_CASE("shm: arenas of clients that are not connected leave the table",
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // a few more passes
     CHECK(raw.expected() == 1);  // still connected
     CHECK(status(daemon)["shm"]["arenas"] == 1);
+}
+
+// ---- lent arenas ------------------------------------------------------------------------
+
+TEST_CASE("shm: the daemon lends arenas and lends returned ones again, warm, to the same user",
+          "[integration][shm]") {
+    DaemonProcess daemon("shmlend");
+    const std::string id1 = "00112233445566778899aabbccddeeff";
+    const std::string id2 = "ffeeddccbbaa99887766554433221100";
+    constexpr std::uint64_t kSize = 1 << 20;
+    auto a = std::make_unique<Lease>(shm_socket(daemon), id1, kSize);
+    INFO("reply " << a->reply.dump());
+    REQUIRE(a->fd >= 0);
+    CHECK(a->reply["size"] == kSize);
+    CHECK(a->reply["daemon"].is_string());
+    CHECK(a->token() != 0);
+    // A memfd sealed against resizing, of the size asked for.
+    struct stat st{};
+    REQUIRE(fstat(a->fd, &st) == 0);
+    CHECK(static_cast<std::uint64_t>(st.st_size) == kSize);
+    const int seals = fcntl(a->fd, F_GET_SEALS);
+    CHECK((seals & F_SEAL_SHRINK) != 0);
+    CHECK((seals & F_SEAL_GROW) != 0);
+    std::memset(a->base, 0x5A, 64 << 10);  // 64 KiB of pages that now exist
+    const ino_t first = a->inode();
+
+    Lease b(shm_socket(daemon), id2, kSize);  // lent while a is: other memory
+    REQUIRE(b.fd >= 0);
+    CHECK(b.inode() != first);
+    auto st1 = status(daemon);
+    INFO("status " << st1["shm"].dump());
+    CHECK(st1["shm"]["pool"]["lent"] == 2);
+    CHECK(st1["shm"]["arenas"] == 2);
+
+    a.reset();  // the lease ends: its memory goes to the pool
+    auto st2 = status_when(daemon, [](const proto::Json& s) { return s["shm"]["pool"]["idle"] == 1; });
+    INFO("status " << st2["shm"].dump());
+    REQUIRE(st2["shm"]["pool"]["idle"] == 1);
+    CHECK(st2["shm"]["pool"]["idle_bytes"].get<std::uint64_t>() >= 64 << 10);
+    CHECK(st2["shm"]["arenas"] == 1);  // the ended lease's token is gone
+
+    // Another size: new memory, the idle one waits.
+    Lease other_size(shm_socket(daemon), id1, 2 * kSize);
+    REQUIRE(other_size.fd >= 0);
+    CHECK(other_size.inode() != first);
+
+    if (geteuid() == 0) {
+        // Another user gets new memory, never the idle one of this user.
+        int pipefd[2];
+        REQUIRE(pipe(pipefd) == 0);
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            std::uint64_t ino = 0;
+            if (setresgid(65534, 65534, 65534) == 0 && setresuid(65534, 65534, 65534) == 0) {
+                try {
+                    Lease theirs(shm_socket(daemon), id2, kSize);
+                    if (theirs.fd >= 0) ino = theirs.inode();
+                } catch (...) {
+                }
+            }
+            [[maybe_unused]] auto n = write(pipefd[1], &ino, sizeof ino);
+            _exit(0);
+        }
+        std::uint64_t their_ino = 0;
+        REQUIRE(read(pipefd[0], &their_ino, sizeof their_ino) == sizeof their_ino);
+        waitpid(pid, nullptr, 0);
+        close(pipefd[0]);
+        close(pipefd[1]);
+        REQUIRE(their_ino != 0);  // nobody may borrow (the socket is 0666)
+        CHECK(their_ino != first);
+        CHECK(status(daemon)["shm"]["pool"]["idle"].get<std::uint64_t>() >= 1);
+    } else {
+        WARN("not root: the other-user case is not checked");
+    }
+
+    // The same user and size: the same memory again, with the pages it had.
+    Lease again(shm_socket(daemon), id2, kSize);
+    REQUIRE(again.fd >= 0);
+    CHECK(again.inode() == first);
+    CHECK(again.base[0] == 0x5A);
+    CHECK(again.base[(64 << 10) - 1] == 0x5A);
+    auto st3 = status(daemon);
+    INFO("status " << st3["shm"].dump());
+    CHECK(st3["shm"]["pool"]["warm_loans"] == 1);
+    CHECK(st3["shm"]["pool"]["idle"] == 0);
+
+    // Requests the lane refuses, naming the fault.
+    Arena mine(4096);
+    Lease with_fd(shm_socket(daemon), id1, kSize, {mine.fd});
+    CHECK(with_fd.fd < 0);
+    expect_refused(with_fd.reply, "must carry no file descriptor");
+    Lease bad_flag(shm_socket(daemon), id1, kSize, {},
+                   {{"client", id1}, {"size", kSize}, {"lend", "yes"}});
+    CHECK(bad_flag.fd < 0);
+    expect_refused(bad_flag.reply, "'lend' must be true or false");
+    Lease bad_size(shm_socket(daemon), id1, 1000);
+    CHECK(bad_size.fd < 0);
+    expect_refused(bad_size.reply, "multiple of 4096");
+}
+
+TEST_CASE("shm: lent memory is not lent again while data staged from it is uncommitted",
+          "[integration][shm]") {
+    // Commits only when asked (FLUSH), so the staged block stays staged.
+    DaemonProcess daemon("shmlendstaged", {"--commit-interval", "60"});
+    const std::string id = "00112233445566778899aabbccddeeff";
+    RawClient raw(daemon.ingest());
+    auto welcome = raw.hello(id);
+    auto lease = std::make_unique<Lease>(shm_socket(daemon), id, 1 << 20);
+    REQUIRE(lease->fd >= 0);
+    CHECK(lease->reply["daemon"] == welcome["daemon"]);
+    const ino_t first = lease->inode();
+    const std::uint64_t token = lease->token();
+    raw.send_meta(MsgType::open_run, 1, {{"run", 1}, {"campaign", "lendstaged"}});
+    raw.send_meta(MsgType::declare, 2,
+                  {{"stream", 1},
+                   {"run", 1},
+                   {"key", "y"},
+                   {"kind", "stream"},
+                   {"dtype", "float64"},
+                   {"shape", {3}}});
+    proto::BlockEntry four{1, 4};
+    auto table4 = proto::encode_block_table(std::span(&four, 1));
+    auto rows = y_rows(0, 4);
+    std::memcpy(lease->base + 4096, rows.data(), rows.size());
+    raw.send({RawClient::hdr(MsgType::append, 3, proto::kFlagShm), table4,
+              shm_desc(token, 4096, rows.size())});
+    CHECK(raw.expected() == 4);  // staged (the PONG comes after it)
+    lease.reset();               // the client is done with its memory before the ACK
+
+    // The token of an ended lease names nothing.
+    raw.send({RawClient::hdr(MsgType::append, 4, proto::kFlagShm), table4,
+              shm_desc(token, 4096, rows.size())});
+    raw.expect_error("BAD_SHM", 4);
+    auto st = status(daemon);
+    INFO("status " << st["shm"].dump());
+    CHECK(st["shm"]["pool"]["lent"] == 1);  // held by the staged block
+    CHECK(st["shm"]["pool"]["idle"] == 0);
+    Lease meanwhile(shm_socket(daemon), id, 1 << 20);
+    REQUIRE(meanwhile.fd >= 0);
+    CHECK(meanwhile.inode() != first);  // not the memory with staged rows
+    std::memset(meanwhile.base, 0xEE, 1 << 20);
+
+    raw.flush(3);  // committed: now the memory may go back
+    st = status_when(daemon, [](const proto::Json& s) { return s["shm"]["pool"]["idle"] == 1; });
+    CHECK(st["shm"]["pool"]["idle"] == 1);
+    Lease later(shm_socket(daemon), id, 1 << 20);
+    REQUIRE(later.fd >= 0);
+    CHECK(later.inode() == first);
+
+    REQUIRE(daemon.stop() == 0);
+    std::vector<hsize_t> dims;
+    auto y = read_dataset(daemon.data_dir() / "lendstaged.h5", "/runs/1/y", dims);
+    REQUIRE(dims == std::vector<hsize_t>{4, 3});
+    CHECK(y == rows);
+}
+
+TEST_CASE("shm: C++ clients borrow their arenas; the next client gets the last one's memory",
+          "[integration][shm]") {
+    DaemonProcess daemon("shmlendclient");
+    auto a = record_through(daemon.ingest(), "lendA");
+    CHECK(a.stats.shared_memory);
+    // The first client's memory returns once it is gone and its data committed.
+    auto st = status_when(daemon, [](const proto::Json& s) { return s["shm"]["pool"]["idle"] == 1; });
+    INFO("status " << st["shm"].dump());
+    REQUIRE(st["shm"]["pool"]["idle"] == 1);
+    CHECK(st["shm"]["pool"]["loans"] == 1);
+    CHECK(st["shm"]["pool"]["lent"] == 0);
+    auto b = record_through(daemon.ingest(), "lendB");
+    CHECK(b.stats.shared_memory);
+    st = status_when(daemon, [](const proto::Json& s) { return s["shm"]["pool"]["idle"] == 1; });
+    CHECK(st["shm"]["pool"]["loans"] == 2);
+    CHECK(st["shm"]["pool"]["warm_loans"] == 1);
+    CHECK(st["shm"]["bytes"] == 2 * kPayloadBytes);  // every row read in place
+    CHECK(st["shm"]["refused_registrations"] == 0);
+    REQUIRE(daemon.stop() == 0);
+    check_recorded(daemon, "lendA", a.run_id);
+    check_recorded(daemon, "lendB", b.run_id);
+}
+
+TEST_CASE("shm: against a daemon that lends nothing the client uses its own arena",
+          "[integration][shm]") {
+    DaemonProcess daemon("shmnolend", {"--shm-pool", "0"});
+    Lease refused(shm_socket(daemon), "00112233445566778899aabbccddeeff", 1 << 20);
+    CHECK(refused.fd < 0);
+    expect_refused(refused.reply, "lends no memory");
+    auto r = record_through(daemon.ingest(), "nolend");
+    CHECK(r.stats.shared_memory);
+    auto st = status(daemon);
+    INFO("status " << st["shm"].dump());
+    CHECK(st["shm"]["pool"]["loans"] == 0);
+    CHECK(st["shm"]["registrations"] == 1);  // its own arena
+    CHECK(st["shm"]["bytes"] == kPayloadBytes);
+    REQUIRE(daemon.stop() == 0);
+    check_recorded(daemon, "nolend", r.run_id);
 }

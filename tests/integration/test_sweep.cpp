@@ -80,12 +80,15 @@ TEST_CASE("16 concurrent workers: every row, param and result arrives exactly", 
     CHECK(st["buffered_bytes"] == 0);
     CHECK(st["runs"]["open"] == 0);
     // Every worker runs on this host (ipc:// or loopback tcp://), so each
-    // registers its arena and ships its batches through shared memory.
+    // borrows an arena and ships its batches through shared memory.
     INFO("shm status " << st["shm"].dump());
     CHECK(st["shm"]["appends"].get<std::uint64_t>() > 0);
     CHECK(st["shm"]["registrations"].get<std::uint64_t>() >= kWorkers);
     CHECK(st["shm"]["refused_appends"] == 0);
     CHECK(st["shm"]["arenas"] == 0);  // forgotten on BYE
+    // Each borrowed its arena from the daemon; all leases have ended.
+    CHECK(st["shm"]["pool"]["loans"] == kWorkers);
+    CHECK(st["shm"]["pool"]["lent"] == 0);
     REQUIRE(daemon.stop() == 0);
 
     const auto data = daemon.data_dir();

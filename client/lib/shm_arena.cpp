@@ -12,6 +12,7 @@
 #include <cstring>
 #include <utility>
 
+#include "fd_message.hpp"
 #include "meta.hpp"
 #include "wire.hpp"
 
@@ -71,49 +72,20 @@ int connect_lane(const std::string& socket_path, std::string& why) {
 std::optional<ShmArena::Registration> exchange(int s, const proto::Json& request, int fd,
                                                int* fd_back, std::uint64_t* size_back,
                                                std::string& why) {
-    auto text = proto::dump_meta(request);
-    iovec iov{text.data(), text.size()};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    if (fd >= 0) {
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
-        cmsghdr* c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    }
-    if (::sendmsg(s, &msg, MSG_NOSIGNAL) < 0) {
+    const auto text = proto::dump_meta(request);
+    if (!proto::send_with_fds(s, text, fd >= 0 ? std::span<const int>(&fd, 1)
+                                               : std::span<const int>())) {
         why = std::string("sendmsg: ") + std::strerror(errno);
         return std::nullopt;
     }
-    char reply[proto::kShmMessageMax];
-    iovec riov{reply, sizeof reply};
-    alignas(cmsghdr) char rcontrol[CMSG_SPACE(sizeof(int))] = {};
-    msghdr rmsg{};
-    rmsg.msg_iov = &riov;
-    rmsg.msg_iovlen = 1;
-    rmsg.msg_control = rcontrol;
-    rmsg.msg_controllen = sizeof rcontrol;
-    ssize_t n = ::recvmsg(s, &rmsg, MSG_CMSG_CLOEXEC);
-    if (n <= 0) {
-        why = n == 0 ? "the daemon closed the registration" : std::string("recv: ") + std::strerror(errno);
+    auto reply = proto::receive_with_fds(s, proto::kShmMessageMax, 1);
+    if (!reply) {
+        why = errno == 0 ? "the daemon closed the registration"
+                         : std::string("recv: ") + std::strerror(errno);
         return std::nullopt;
     }
-    int got = -1;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&rmsg); c; c = CMSG_NXTHDR(&rmsg, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-            c->cmsg_len >= CMSG_LEN(sizeof(int))) {
-            std::memcpy(&got, CMSG_DATA(c), sizeof(int));
-            for (std::size_t i = 1; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++i) {
-                int extra;
-                std::memcpy(&extra, CMSG_DATA(c) + i * sizeof(int), sizeof extra);
-                ::close(extra);
-            }
-        }
+    int got = reply->fds.empty() ? -1 : reply->fds.front();
+    for (std::size_t i = 1; i < reply->fds.size(); ++i) ::close(reply->fds[i]);
     struct Closer {
         int& fd;
         ~Closer() {
@@ -121,8 +93,7 @@ std::optional<ShmArena::Registration> exchange(int s, const proto::Json& request
         }
     } closer{got};
     try {
-        auto j = proto::parse_meta({reinterpret_cast<const std::uint8_t*>(reply),
-                                    static_cast<std::size_t>(n)});
+        auto j = proto::parse_meta(reply->bytes);
         auto t = j.find("token");
         auto d = j.find("daemon");
         if (t != j.end() && t->is_number_unsigned() && d != j.end() && d->is_string()) {

@@ -17,6 +17,7 @@
 #include <system_error>
 #include <vector>
 
+#include "fd_message.hpp"
 #include "meta.hpp"
 #include "wire.hpp"
 
@@ -42,29 +43,13 @@ std::uint64_t random_token() {
     return t;
 }
 
-void send_json(int fd, const proto::Json& j) {
+// An answer, with the lent memfd for a lease. False when the client is gone
+// or stuck: a registration is then already in the table and is harmless
+// (it is replaced or forgotten); a lease is ended by the caller.
+bool send_json(int conn, const proto::Json& j, int fd = -1) {
     auto text = proto::dump_meta(j);
-    // A client that is gone or stuck gets nothing; its registration is
-    // already in the table and is harmless (it is replaced or forgotten).
-    [[maybe_unused]] auto n = ::send(fd, text.data(), text.size(), MSG_NOSIGNAL);
-}
-
-// The lease reply carries the lent memfd. False when the borrower is gone.
-bool send_with_fd(int conn, const proto::Json& j, int fd) {
-    auto text = proto::dump_meta(j);
-    iovec iov{text.data(), text.size()};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    return ::sendmsg(conn, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(text.size());
+    return proto::send_with_fds(conn, text, fd >= 0 ? std::span<const int>(&fd, 1)
+                                                    : std::span<const int>());
 }
 
 }  // namespace
@@ -218,25 +203,10 @@ bool ShmLane::serve(int conn) {
     ::setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     ::setsockopt(conn, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 
-    std::vector<std::uint8_t> buf(proto::kShmMessageMax + 1);
-    alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
-    iovec iov{buf.data(), buf.size()};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    ssize_t n = ::recvmsg(conn, &msg, MSG_CMSG_CLOEXEC);
-    if (n <= 0) return false;  // timed out or hung up: nothing to answer
-
-    std::vector<int> fds;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-            for (std::size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++i) {
-                int fd;
-                std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-                fds.push_back(fd);
-            }
+    // Room for 4 descriptors, so that "got 2" can be told apart from "got 1".
+    auto msg = proto::receive_with_fds(conn, proto::kShmMessageMax, 4);
+    if (!msg) return false;  // timed out or hung up: nothing to answer
+    std::vector<int>& fds = msg->fds;
     struct Closer {
         std::vector<int>& fds;
         ~Closer() {
@@ -246,12 +216,12 @@ bool ShmLane::serve(int conn) {
 
     std::string client;
     try {
-        if (msg.msg_flags & MSG_TRUNC)
+        if (msg->truncated)
             throw Refused("registration message longer than " +
                           std::to_string(proto::kShmMessageMax) + " bytes");
         proto::Json req;
         try {
-            req = proto::parse_meta({buf.data(), static_cast<std::size_t>(n)});
+            req = proto::parse_meta(msg->bytes);
         } catch (const proto::ProtocolError& e) {
             throw Refused(std::string("registration is not valid JSON: ") + e.what());
         }
@@ -261,7 +231,7 @@ bool ShmLane::serve(int conn) {
             lease = lit->get<bool>();
         }
         const std::size_t want_fds = lease ? 0 : 1;
-        if (fds.size() != want_fds || (msg.msg_flags & MSG_CTRUNC))
+        if (fds.size() != want_fds || msg->fds_truncated)
             throw Refused(lease ? "a lease request must carry no file descriptor, got " +
                                       std::to_string(fds.size())
                                 : "registration must carry exactly one file descriptor "
@@ -342,7 +312,7 @@ bool ShmLane::serve(int conn) {
         spdlog::debug("shm lane: lent client {} {} an arena of {} bytes", client,
                       loan->warm() ? "a warm" : "a new", size);
         leases_.push_back({conn, loan});
-        if (!send_with_fd(conn, {{"token", token}, {"daemon", daemon_id_}, {"size", size}}, fd))
+        if (!send_json(conn, {{"token", token}, {"daemon", daemon_id_}, {"size", size}}, fd))
             end_lease(leases_.size() - 1);  // the borrower is gone; closes conn
         return true;
     } catch (const Refused& e) {

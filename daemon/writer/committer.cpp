@@ -258,18 +258,20 @@ bool Committer::commit_once(std::uint64_t ticket) {
     for (const auto& a : p.attrs) runs.insert(a.run_id);
     for (const auto& c : p.closes) runs.insert(c.run_id);
     for (const auto& d : p.declares) runs.insert(d.run_id);
+    const auto views_start = Clock::now();
     write_views(runs, campaigns);
     failpoint("views-written");
 
     const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double view_seconds = std::chrono::duration<double>(Clock::now() - views_start).count();
     out.bytes = p.bytes;
     out.rows = p.row_count;
     out.segments = rec.segments.size();
     out.seconds = seconds;
     for (const auto& c : rec.clients) out.clients.emplace_back(c.client_id, c.committed_seq);
     for (const auto& o : p.opens) out.runs.emplace_back(o.client_id, o.handle, o.run_id);
-    spdlog::debug("commit: {} rows, {} bytes, {} segments in {:.3f} s", out.rows, out.bytes,
-                  out.segments, seconds);
+    spdlog::debug("commit: {} rows, {} bytes, {} segments in {:.3f} s ({:.3f} s of it views of {} runs)",
+                  out.rows, out.bytes, out.segments, seconds, view_seconds, runs.size());
     {
         std::lock_guard lock(mutex_);
         done_ = std::max(done_, ticket);

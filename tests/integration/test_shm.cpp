@@ -22,6 +22,7 @@
 #include <simsink/client.hpp>
 
 #include "daemon_process.hpp"
+#include "fd_message.hpp"
 #include "raw_client.hpp"
 #include "readers.hpp"
 
@@ -72,26 +73,11 @@ proto::Json shm_register(const fs::path& socket_path, const std::string& text,
     REQUIRE(connect(s.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
     timeval tv{10, 0};
     setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    iovec iov{const_cast<char*>(text.data()), text.size()};
-    alignas(cmsghdr) char control[CMSG_SPACE(8 * sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    if (!fds.empty()) {
-        msg.msg_control = control;
-        msg.msg_controllen = CMSG_SPACE(fds.size() * sizeof(int));
-        cmsghdr* c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
-        std::memcpy(CMSG_DATA(c), fds.data(), fds.size() * sizeof(int));
-    }
-    REQUIRE(sendmsg(s.fd, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(text.size()));
-    char reply[4096];
-    ssize_t n = recv(s.fd, reply, sizeof reply, 0);
-    REQUIRE(n > 0);
-    return proto::parse_meta(
-        {reinterpret_cast<const std::uint8_t*>(reply), static_cast<std::size_t>(n)});
+    REQUIRE(proto::send_with_fds(s.fd, text, fds));
+    auto reply = proto::receive_with_fds(s.fd, 4096, 1);
+    REQUIRE(reply);
+    for (int fd : reply->fds) close(fd);
+    return proto::parse_meta(reply->bytes);
 }
 
 std::string registration(const std::string& client, std::uint64_t size) {
@@ -182,36 +168,11 @@ struct Lease {
         timeval tv{10, 0};
         setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         if (request.is_null()) request = {{"client", client}, {"size", bytes}, {"lend", true}};
-        const std::string text = request.dump();
-        iovec iov{const_cast<char*>(text.data()), text.size()};
-        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-        msghdr msg{};
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        if (!send_fds.empty()) {
-            msg.msg_control = control;
-            msg.msg_controllen = sizeof control;
-            cmsghdr* c = CMSG_FIRSTHDR(&msg);
-            c->cmsg_level = SOL_SOCKET;
-            c->cmsg_type = SCM_RIGHTS;
-            c->cmsg_len = CMSG_LEN(sizeof(int));
-            std::memcpy(CMSG_DATA(c), send_fds.data(), sizeof(int));
-        }
-        REQUIRE(sendmsg(conn, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(text.size()));
-        char buf[4096];
-        iovec riov{buf, sizeof buf};
-        alignas(cmsghdr) char rcontrol[CMSG_SPACE(sizeof(int))] = {};
-        msghdr r{};
-        r.msg_iov = &riov;
-        r.msg_iovlen = 1;
-        r.msg_control = rcontrol;
-        r.msg_controllen = sizeof rcontrol;
-        ssize_t n = recvmsg(conn, &r, MSG_CMSG_CLOEXEC);
-        REQUIRE(n > 0);
-        reply = proto::parse_meta({reinterpret_cast<const std::uint8_t*>(buf),
-                                   static_cast<std::size_t>(n)});
-        if (cmsghdr* c = CMSG_FIRSTHDR(&r); c && c->cmsg_type == SCM_RIGHTS)
-            std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+        REQUIRE(proto::send_with_fds(conn, request.dump(), send_fds));
+        auto r = proto::receive_with_fds(conn, 4096, 1);
+        REQUIRE(r);
+        reply = proto::parse_meta(r->bytes);
+        if (!r->fds.empty()) fd = r->fds.front();
         if (fd >= 0) {
             size = bytes;
             void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);

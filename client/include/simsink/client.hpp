@@ -339,8 +339,11 @@ struct Options {
     std::string name;
     // For a daemon on this host (ipc:// or tcp:// to a loopback address):
     // keep batches in shared memory that the daemon reads in place, instead
-    // of copying them through the socket (proto/PROTOCOL.md 1.1). Falls back
-    // to copying by itself when the daemon does not offer it.
+    // of copying them through the socket (proto/PROTOCOL.md 1.1). The memory
+    // is lent by the daemon (warm when an earlier client of this user left
+    // it); the constructor waits at most 0.2 s for the daemon's first answer
+    // so that even the first batches use it. Falls back to memory of its own,
+    // or to copying, by itself when the daemon does not offer it.
     bool shared_memory = true;
 };
 

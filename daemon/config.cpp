@@ -92,6 +92,8 @@ void apply(Config& c, const std::string& key, const std::string& v) {
         c.compact_grace = parse_seconds(key, v);
     else if (key == "fsync")
         c.fsync = parse_bool(key, v);
+    else if (key == "drop-cache")
+        c.drop_cache = parse_bool(key, v);
     else if (key == "log-level") {
         static const char* levels[] = {"trace", "debug",    "info", "warn",
                                        "error", "critical", "off"};
@@ -151,6 +153,8 @@ Options (each can also be a "key = value" line in the --config file):
   --compact-max-bytes SIZE   input bytes of one merge at most (default 256M)
   --compact-grace SECONDS    keep replaced segment files this long (default 30)
   --fsync BOOL               fsync segments (default true; false loses durability)
+  --drop-cache BOOL          drop committed segments from the page cache once
+                             acknowledged (default true; readers read from disk)
   --log-level LEVEL          trace, debug, info, warn, error (default info)
   -h, --help                 show this help
   --version                  show the version

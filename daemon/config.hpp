@@ -36,6 +36,9 @@ struct Config {
     std::uint64_t compact_max_bytes = 256ull << 20;   // input bytes of one merge at most
     double compact_grace = 30.0;  // seconds before a replaced segment file is deleted
     bool fsync = true;            // false only for benchmarks that say so
+    // Drop committed segments from the page cache once fsynced and
+    // acknowledged (they are read later, if at all); only with fsync.
+    bool drop_cache = true;
     std::string log_level = "info";
 };
 

@@ -273,4 +273,11 @@ void fsync_directory(const std::filesystem::path& dir) {
     if (::close(fd) != 0) h5::fail_errno(site, "close directory", errno);
 }
 
+void drop_cached_pages(const std::filesystem::path& file) noexcept {
+    int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    ::close(fd);
+}
+
 }  // namespace simsink::store

@@ -83,4 +83,12 @@ std::uint32_t crc_update(std::uint32_t crc, const void* data, std::size_t bytes)
 // fsyncs a directory (after a rename or unlink in it).
 void fsync_directory(const std::filesystem::path& dir);
 
+// Asks the kernel to drop a written, fsynced file's pages from the page cache
+// (POSIX_FADV_DONTNEED: clean pages go at once; nothing is lost, a later read
+// comes from disk). A committed segment is written once and read later, if
+// at all: keeping it cached only pushes out other data, and grows the page
+// cache into memory the machine has not touched yet, which is slow on VMs
+// (docs/performance.md, "Fourth round"). Best effort: errors are ignored.
+void drop_cached_pages(const std::filesystem::path& file) noexcept;
+
 }  // namespace simsink::store

@@ -287,6 +287,11 @@ bool Committer::commit_once(std::uint64_t ticket) {
         commit_outcomes_.push_back(std::move(out));
     }
     wake_();
+    // After the ACK can go out: the segments are on disk, their cached
+    // pages (as many as the data) are dropped so that the next commit
+    // reuses that memory (store::drop_cached_pages says why).
+    if (config_.fsync && config_.drop_cache)
+        for (const auto& f : written) store::drop_cached_pages(f);
     return true;
 }
 

@@ -108,6 +108,7 @@ std::size_t Compactor::merge_once(const std::string& campaign) {
     auto info = store::write_segment(config_.data_dir / merged.file, writes,
                                      store::SegmentOptions{config_.fsync});
     failpoint("compact-written");
+    if (config_.fsync && config_.drop_cache) store::drop_cached_pages(config_.data_dir / merged.file);
     merged.bytes = info.bytes;
     for (const auto& d : info.datasets)
         for (auto e : new_extents.at(d.stream_id)) {

@@ -24,6 +24,15 @@ TEST_CASE("defaults: local tcp listen, admin socket in the data directory") {
     CHECK(c->listen == std::vector<std::string>{"tcp://127.0.0.1:5555"});
     CHECK(c->admin == "ipc:///tmp/x/admin.sock");
     CHECK(c->commit_interval == 1.0);
+    CHECK(c->shm_pool == 1ull << 30);
+    CHECK(c->shm_pool_idle == 300.0);
+    CHECK(c->drop_cache);
+    auto d = parse({"--data-dir", "d", "--shm-pool", "0", "--shm-pool-idle", "5", "--drop-cache",
+                    "false"});
+    REQUIRE(d);
+    CHECK(d->shm_pool == 0);
+    CHECK(d->shm_pool_idle == 5.0);
+    CHECK_FALSE(d->drop_cache);
 }
 
 TEST_CASE("sizes take K, M and G suffixes") {
@@ -42,6 +51,11 @@ TEST_CASE("a missing data directory, an unknown flag and a bad value are named")
     CHECK_THROWS_WITH(parse({"--data-dir", "d", "--commit-interval", "-1"}),
                       Catch::Contains("commit-interval"));
     CHECK_THROWS_WITH(parse({"--data-dir", "d", "--fsync", "maybe"}), Catch::Contains("fsync"));
+    CHECK_THROWS_WITH(parse({"--data-dir", "d", "--drop-cache", "maybe"}),
+                      Catch::Contains("drop-cache"));
+    CHECK_THROWS_WITH(parse({"--data-dir", "d", "--shm-pool", "lots"}), Catch::Contains("shm-pool"));
+    CHECK_THROWS_WITH(parse({"--data-dir", "d", "--shm-pool-idle", "-1"}),
+                      Catch::Contains("shm-pool-idle"));
 }
 
 TEST_CASE("the config file applies first, flags override it, errors name file and line") {

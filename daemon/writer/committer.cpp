@@ -261,9 +261,16 @@ bool Committer::commit_once(std::uint64_t ticket) {
     const auto views_start = Clock::now();
     write_views(runs, campaigns);
     failpoint("views-written");
+    const double view_seconds = std::chrono::duration<double>(Clock::now() - views_start).count();
+    // The segments are on disk: their cached pages (as many as the data) are
+    // dropped, so that the next commit reuses that memory
+    // (store::drop_cached_pages says why). Before the ACK, not after: a
+    // client that reads right after its flush() must not have the pages it
+    // reads dropped under it.
+    if (config_.fsync && config_.drop_cache)
+        for (const auto& f : written) store::drop_cached_pages(f);
 
     const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    const double view_seconds = std::chrono::duration<double>(Clock::now() - views_start).count();
     out.bytes = p.bytes;
     out.rows = p.row_count;
     out.segments = rec.segments.size();
@@ -287,11 +294,6 @@ bool Committer::commit_once(std::uint64_t ticket) {
         commit_outcomes_.push_back(std::move(out));
     }
     wake_();
-    // After the ACK can go out: the segments are on disk, their cached
-    // pages (as many as the data) are dropped so that the next commit
-    // reuses that memory (store::drop_cached_pages says why).
-    if (config_.fsync && config_.drop_cache)
-        for (const auto& f : written) store::drop_cached_pages(f);
     return true;
 }
 

@@ -1,9 +1,11 @@
 #include "config.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <thread>
 
 #include "simsink_config.h"
 
@@ -44,6 +46,15 @@ std::uint64_t parse_bytes(const std::string& key, const std::string& v) {
         n <<= 30;
     else if (!suffix.empty())
         throw ConfigError(key + ": unknown size suffix '" + suffix + "' (use K, M or G)");
+    return n;
+}
+
+unsigned parse_count(const std::string& key, const std::string& v, unsigned max) {
+    unsigned n = 0;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc() || p != v.data() + v.size() || n > max)
+        throw ConfigError(key + ": '" + v + "' is not a whole number from 0 to " +
+                          std::to_string(max));
     return n;
 }
 
@@ -94,6 +105,8 @@ void apply(Config& c, const std::string& key, const std::string& v) {
         c.fsync = parse_bool(key, v);
     else if (key == "drop-cache")
         c.drop_cache = parse_bool(key, v);
+    else if (key == "write-threads")
+        c.write_threads = parse_count(key, v, 64);
     else if (key == "log-level") {
         static const char* levels[] = {"trace", "debug",    "info", "warn",
                                        "error", "critical", "off"};
@@ -119,6 +132,8 @@ void finish(Config& c) {
     if (c.client_window == 0 || c.client_window > c.buffer_cap)
         throw ConfigError("client-window must be between 1 byte and buffer-cap");
     if (c.commit_interval <= 0) throw ConfigError("commit-interval must be positive");
+    if (c.write_threads == 0)
+        c.write_threads = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
 }
 
 }  // namespace
@@ -155,6 +170,8 @@ Options (each can also be a "key = value" line in the --config file):
   --fsync BOOL               fsync segments (default true; false loses durability)
   --drop-cache BOOL          drop committed segments from the page cache once
                              acknowledged (default true; readers read from disk)
+  --write-threads N          write a large commit as up to N segments at once
+                             (default: the number of cores, at most 4)
   --log-level LEVEL          trace, debug, info, warn, error (default info)
   -h, --help                 show this help
   --version                  show the version

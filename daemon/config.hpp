@@ -24,7 +24,7 @@ struct Config {
     // (0: lend nothing), each for at most shm_pool_idle seconds.
     std::uint64_t shm_pool = 1ull << 30;
     double shm_pool_idle = 300.0;
-    double commit_interval = 1.0;     // seconds between commits while data is buffered
+    double commit_interval = 1.0;               // seconds between commits while data is buffered
     std::uint64_t commit_bytes = 64ull << 20;   // commit early when this much is buffered
     std::uint64_t buffer_cap = 1ull << 30;      // staged bytes + outstanding credit
     std::uint64_t client_window = 16ull << 20;  // credit granted ahead to one client
@@ -39,6 +39,11 @@ struct Config {
     // Drop committed segments from the page cache once fsynced and
     // acknowledged (they are read later, if at all); only with fsync.
     bool drop_cache = true;
+    // Threads that write the raw data of one commit's segments at once; a
+    // commit of at least 2 x kMinSegmentPartBytes is split into up to this
+    // many segments (docs/performance.md, "Fifth round"). 0: the number
+    // of cores, at most 4.
+    unsigned write_threads = 0;
     std::string log_level = "info";
 };
 

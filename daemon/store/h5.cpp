@@ -407,6 +407,7 @@ TmpFile::TmpFile(std::filesystem::path tmp_path) : path_(std::move(tmp_path)) {
 
 TmpFile::~TmpFile() {
     if (file_.valid()) abandon(file_);
+    if (raw_fd_ >= 0) ::close(raw_fd_);
     if (!renamed_) {
         std::error_code ec;
         std::filesystem::remove(path_, ec);
@@ -441,21 +442,80 @@ void TmpFile::close(bool fsync) {
     file_.release();
     if (!preallocated_ && !fsync) return;
 
-    int fd = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) fail_errno(site, "reopen", errno);
-    auto fail_and_close = [&](std::string_view op) {
+    int fd = reopen_after_close(site);
+    if (fsync && ::fsync(fd) != 0) {
         const int e = errno;
         ::close(fd);
-        fail_errno(site, op, e);
-    };
+        fail_errno(site, "fsync", e);
+    }
+    if (::close(fd) != 0) fail_errno(site, "close", errno);
+}
+
+int TmpFile::reopen_after_close(const Site& site) {
+    int fd = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) fail_errno(site, "reopen", errno);
     if (preallocated_) {
         // Truncating to the current size releases the blocks reserved past
         // the end that HDF5 did not use.
         struct stat st {};
-        if (::fstat(fd, &st) != 0) fail_and_close("stat");
-        if (::ftruncate(fd, st.st_size) != 0) fail_and_close("release unused preallocation of");
+        const char* op = nullptr;
+        if (::fstat(fd, &st) != 0)
+            op = "stat";
+        else if (::ftruncate(fd, st.st_size) != 0)
+            op = "release unused preallocation of";
+        if (op) {
+            const int e = errno;
+            ::close(fd);
+            fail_errno(site, op, e);
+        }
     }
-    if (fsync && ::fsync(fd) != 0) fail_and_close("fsync");
+    return fd;
+}
+
+void TmpFile::close_metadata() {
+    Site site{path_};
+    errno = 0;
+    fd_ = -1;  // HDF5 closes it
+    if (H5Fclose(file_.id()) < 0) {
+        file_.release();
+        fail(site, "close", errno);
+    }
+    file_.release();
+    raw_fd_ = reopen_after_close(site);
+    unsubmitted_ = 0;
+}
+
+void TmpFile::write_raw(std::uint64_t offset, const void* data, std::size_t bytes) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    while (bytes > 0) {
+        // Pieces of kWritebackBytes, so that writeback of a large block
+        // starts while the rest of it is copied.
+        const std::size_t piece = std::min<std::uint64_t>(bytes, kWritebackBytes);
+        const ssize_t n = ::pwrite(raw_fd_, p, piece, static_cast<off_t>(offset));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            fail_errno(Site{path_}, "write", errno);
+        }
+        if (n == 0) fail_errno(Site{path_}, "write", EIO);
+        p += n;
+        offset += static_cast<std::uint64_t>(n);
+        bytes -= static_cast<std::size_t>(n);
+        if (early_writeback_ &&
+            (unsubmitted_ += static_cast<std::uint64_t>(n)) >= kWritebackBytes) {
+            unsubmitted_ = 0;
+            (void)::sync_file_range(raw_fd_, 0, 0, SYNC_FILE_RANGE_WRITE);
+        }
+    }
+}
+
+void TmpFile::finish_raw(bool fsync) {
+    Site site{path_};
+    const int fd = std::exchange(raw_fd_, -1);
+    if (fsync && ::fsync(fd) != 0) {
+        const int e = errno;
+        ::close(fd);
+        fail_errno(site, "fsync", e);
+    }
     if (::close(fd) != 0) fail_errno(site, "close", errno);
 }
 

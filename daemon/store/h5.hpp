@@ -209,14 +209,34 @@ class TmpFile {
     static constexpr std::uint64_t kWritebackBytes = std::uint64_t{8} << 20;
     void rename_to(const std::filesystem::path& final_path);
 
+    // Raw mode, for datasets whose storage HDF5 allocated at creation
+    // (contiguous layout, H5D_ALLOC_TIME_EARLY, fill never): their bytes
+    // are then written at their offsets (H5Dget_offset) without HDF5.
+    // close_metadata() closes the file in HDF5, which writes its metadata,
+    // and opens a descriptor of our own; write_raw() and finish_raw() use
+    // only that descriptor and no HDF5, so after close_metadata() this
+    // object may move to another thread (one at a time). Each throws
+    // StoreError; a failed write_raw() leaves the file to the destructor.
+    void close_metadata();
+    // Writes all of `bytes` at `offset` (pwrite), starting writeback every
+    // kWritebackBytes when early writeback is on.
+    void write_raw(std::uint64_t offset, const void* data, std::size_t bytes);
+    // fsyncs (when asked) and closes the descriptor.
+    void finish_raw(bool fsync);
+
   private:
+    // After HDF5 closed the file: opens it for writing and gives back the
+    // preallocated blocks past its end.
+    int reopen_after_close(const Site& site);
+
     std::filesystem::path path_;
     File file_;
     bool preallocated_ = false;
     bool renamed_ = false;
     bool early_writeback_ = false;
     std::uint64_t unsubmitted_ = 0;
-    int fd_ = -1;  // the file's descriptor in HDF5's sec2 driver, while open
+    int fd_ = -1;      // the file's descriptor in HDF5's sec2 driver, while open
+    int raw_fd_ = -1;  // our own descriptor, in raw mode
 };
 
 // A file built in memory (core driver, no backing store) and written to disk

@@ -9,8 +9,14 @@
 #include <isa-l/crc.h>
 #endif
 
+#include <algorithm>
+#include <atomic>
+#include <exception>
 #include <limits>
+#include <memory>
 #include <set>
+#include <system_error>
+#include <thread>
 
 #include "h5.hpp"
 
@@ -32,6 +38,7 @@ struct Planned {
     const StreamWrite* write = nullptr;
     std::string name;
     std::uint64_t rows = 0;
+    std::uint64_t bytes = 0;    // of all its blocks
     std::vector<hsize_t> dims;  // of the dataset
 };
 
@@ -107,78 +114,208 @@ std::vector<Planned> plan(const std::filesystem::path& path, std::span<const Str
 
         if (w.kind == StreamKind::stream) p.dims.push_back(p.rows);
         p.dims.insert(p.dims.end(), w.shape.begin(), w.shape.end());
-        data_bytes += p.rows * row_bytes;
+        p.bytes = p.rows * row_bytes;
+        data_bytes += p.bytes;
         planned.push_back(std::move(p));
     }
     return planned;
 }
 
-SegmentDataset write_dataset(h5::TmpFile& tmp, const Planned& p) {
+// Creates the dataset of `p` with its storage allocated now, as one
+// contiguous extent, and returns where in the file that extent starts (0
+// when the dataset holds no bytes).
+std::uint64_t create_dataset(h5::TmpFile& tmp, const Planned& p) {
     const hid_t file = tmp.id();
-    const std::filesystem::path& file_path = tmp.path();
     const StreamWrite& w = *p.write;
-    h5::Site site{file_path, p.name};
+    h5::Site site{tmp.path(), p.name};
     h5::Type type = h5::dtype_type(w.dtype);
     h5::Space space = h5::make_space(p.dims, site);
     h5::PropList dcpl{h5::check(site, "create a creation list for",
                                 [] { return H5Pcreate(H5P_DATASET_CREATE); })};
     h5::check(site, "set the layout of", [&] { return H5Pset_layout(dcpl.id(), H5D_CONTIGUOUS); });
-    // Every element is written below: filling first would write it twice.
+    h5::check(site, "set the allocation time of",
+              [&] { return H5Pset_alloc_time(dcpl.id(), H5D_ALLOC_TIME_EARLY); });
+    // Every element is written by write_data(): filling first would write it twice.
     h5::check(site, "set the fill time of",
               [&] { return H5Pset_fill_time(dcpl.id(), H5D_FILL_TIME_NEVER); });
     h5::Dataset dataset{h5::check(site, "create", [&] {
         return H5Dcreate2(file, p.name.c_str(), type.id(), space.id(), H5P_DEFAULT, dcpl.id(),
                           H5P_DEFAULT);
     })};
-
-    std::uint32_t crc = crc_update(0, nullptr, 0);
-    std::vector<hsize_t> start(p.dims.size(), 0), count = p.dims;
-    for (const auto& b : w.blocks) {
-        if (b.rows == 0) continue;
-        if (w.kind == StreamKind::stream) count[0] = b.rows;
-        if (b.bytes != 0) {
-            // The memory type is the file type: the block's bytes go to disk as they are.
-            h5::write_slab(dataset.id(), type.id(), start, count, b.data, site);
-            crc = crc_update(crc, b.data, b.bytes);
-            tmp.wrote(b.bytes);
-        }
-        if (w.kind == StreamKind::stream) start[0] += b.rows;
+    std::uint64_t offset = 0;
+    if (p.bytes > 0) {
+        const haddr_t at = H5Dget_offset(dataset.id());
+        if (at == HADDR_UNDEF) h5::fail(site, "get the storage offset of");
+        offset = at;
     }
     h5::check(site, "close", [&] { return H5Dclose(dataset.release()); });
-    return SegmentDataset{w.stream_id, p.name, p.rows, crc};
+    return offset;
 }
+
+// A segment between its two steps: HDF5 has written the file's structure
+// (the constructor, on the writer thread), the raw data is still to come
+// (write_data(), on any one thread, without HDF5). The destructor removes
+// the temporary file unless publish() renamed it.
+class PendingSegment {
+  public:
+    PendingSegment(const std::filesystem::path& path, std::span<const StreamWrite> streams,
+                   const SegmentOptions& options)
+        : path_(path) {
+        std::uint64_t data_bytes = 0;
+        planned_ = plan(path, streams, data_bytes);
+        file_ = std::make_unique<h5::TmpFile>(h5::tmp_path_for(path));
+        file_->preallocate(data_bytes + kFileOverhead + kDatasetOverhead * planned_.size());
+        file_->set_early_writeback(options.fsync);
+        for (const auto& p : planned_) offsets_.push_back(create_dataset(*file_, p));
+        file_->close_metadata();
+    }
+
+    // Writes every block at its place in its dataset's extent, in row order,
+    // and the crc32 of each dataset; then fsyncs when asked.
+    void write_data(bool fsync) {
+        for (std::size_t i = 0; i < planned_.size(); ++i) {
+            const Planned& p = planned_[i];
+            std::uint32_t crc = crc_update(0, nullptr, 0);
+            std::uint64_t at = offsets_[i];
+            for (const auto& b : p.write->blocks) {
+                const auto* data = static_cast<const unsigned char*>(b.data);
+                // Checksum and write each piece while it is in the cache.
+                for (std::size_t done = 0; done < b.bytes;) {
+                    const std::size_t n =
+                        std::min<std::uint64_t>(b.bytes - done, h5::TmpFile::kWritebackBytes);
+                    crc = crc_update(crc, data + done, n);
+                    file_->write_raw(at, data + done, n);
+                    at += n;
+                    done += n;
+                }
+            }
+            info_.datasets.push_back(SegmentDataset{p.write->stream_id, p.name, p.rows, crc});
+        }
+        file_->finish_raw(fsync);
+        std::error_code ec;
+        info_.bytes = std::filesystem::file_size(file_->path(), ec);
+        if (ec) h5::fail_errno(h5::Site{file_->path()}, "get the size of", ec.value());
+    }
+
+    SegmentInfo publish() {
+        file_->rename_to(path_);
+        return std::move(info_);
+    }
+
+    const std::filesystem::path& path() const noexcept { return path_; }
+
+  private:
+    std::filesystem::path path_;
+    std::vector<Planned> planned_;
+    std::vector<std::uint64_t> offsets_;  // of each planned dataset's extent
+    std::unique_ptr<h5::TmpFile> file_;
+    SegmentInfo info_;
+};
 
 }  // namespace
 
 SegmentInfo write_segment(const std::filesystem::path& path, std::span<const StreamWrite> streams,
                           const SegmentOptions& options) {
+    SegmentJob job{path, {streams.begin(), streams.end()}};
+    SegmentOptions one = options;
+    one.threads = 1;
+    return std::move(write_segments(std::span<const SegmentJob>(&job, 1), one).front());
+}
+
+std::vector<SegmentInfo> write_segments(std::span<const SegmentJob> jobs,
+                                        const SegmentOptions& options) {
     h5::init();
-    std::uint64_t data_bytes = 0;
-    const std::vector<Planned> planned = plan(path, streams, data_bytes);
+    std::vector<std::unique_ptr<PendingSegment>> pending;
+    pending.reserve(jobs.size());
+    for (const auto& job : jobs)
+        pending.push_back(std::make_unique<PendingSegment>(job.path, job.streams, options));
 
-    SegmentInfo info;
-    h5::TmpFile file(h5::tmp_path_for(path));
-    file.preallocate(data_bytes + kFileOverhead + kDatasetOverhead * planned.size());
-    file.set_early_writeback(options.fsync);
-    for (const auto& p : planned) info.datasets.push_back(write_dataset(file, p));
-    file.close(options.fsync);
+    // The raw data: each thread takes the next segment until none is left.
+    std::vector<std::exception_ptr> errors(pending.size());
+    std::atomic<std::size_t> next{0};
+    auto work = [&]() noexcept {
+        for (std::size_t i; (i = next.fetch_add(1)) < pending.size();) {
+            try {
+                pending[i]->write_data(options.fsync);
+            } catch (...) {
+                errors[i] = std::current_exception();
+            }
+        }
+    };
+    {
+        std::vector<std::jthread> helpers;
+        const std::size_t wanted =
+            std::min<std::size_t>(std::max(1u, options.threads), pending.size());
+        for (std::size_t t = 1; t < wanted; ++t) {
+            try {
+                helpers.emplace_back(work);
+            } catch (const std::system_error&) {
+                break;  // no thread to be had: fewer threads do the same work
+            }
+        }
+        work();
+    }  // joins the helpers
+    for (const auto& e : errors)
+        if (e) std::rethrow_exception(e);
 
-    std::error_code ec;
-    info.bytes = std::filesystem::file_size(file.path(), ec);
-    if (ec) h5::fail_errno(h5::Site{file.path()}, "get the size of", ec.value());
+    std::vector<SegmentInfo> infos;
+    std::vector<std::filesystem::path> renamed;
+    try {
+        std::set<std::filesystem::path> dirs;
+        for (auto& p : pending) {
+            infos.push_back(p->publish());
+            renamed.push_back(p->path());
+            dirs.insert(p->path().parent_path());
+        }
+        if (options.fsync)
+            for (const auto& d : dirs) fsync_directory(d);
+    } catch (...) {
+        // A rename may not be durable; the contract is that a failed write
+        // leaves none of the paths.
+        std::error_code ec;
+        for (const auto& r : renamed) std::filesystem::remove(r, ec);
+        throw;
+    }
+    return infos;
+}
 
-    file.rename_to(path);
-    if (options.fsync) {
-        try {
-            fsync_directory(path.parent_path());
-        } catch (...) {
-            // The rename may not be durable; the contract is that a failed
-            // write leaves no file at `path`.
-            std::filesystem::remove(path, ec);
-            throw;
+std::vector<SegmentPart> split_streams(std::span<const StreamWrite> streams, unsigned parts,
+                                       std::uint64_t min_part_bytes) {
+    std::uint64_t total = 0;
+    for (const auto& w : streams)
+        for (const auto& b : w.blocks) total += b.bytes;
+    std::uint64_t n = std::max(1u, parts);
+    if (min_part_bytes > 0) n = std::min(n, total / min_part_bytes);
+    if (n <= 1) {
+        SegmentPart all{{streams.begin(), streams.end()},
+                        std::vector<std::uint64_t>(streams.size(), 0)};
+        return {std::move(all)};
+    }
+    const std::uint64_t target = (total + n - 1) / n;
+    std::vector<SegmentPart> out(1);
+    std::uint64_t in_part = 0;
+    for (const auto& w : streams) {
+        std::uint64_t rows_before = 0;
+        bool open = false;  // does out.back() have an entry for w yet?
+        auto start_entry = [&] {
+            out.back().streams.push_back(StreamWrite{w.stream_id, w.kind, w.dtype, w.shape, {}});
+            out.back().rows_before.push_back(rows_before);
+            open = true;
+        };
+        if (w.blocks.empty()) start_entry();
+        for (const auto& b : w.blocks) {
+            if (in_part >= target && out.size() < n) {
+                out.emplace_back();
+                in_part = 0;
+                open = false;
+            }
+            if (!open) start_entry();
+            out.back().streams.back().blocks.push_back(b);
+            rows_before += b.rows;
+            in_part += b.bytes;
         }
     }
-    return info;
+    return out;
 }
 
 namespace {
@@ -197,8 +334,8 @@ struct SegmentRead {
         : site{path, name}, file{(h5::init(), h5::open_read_only(path))} {
         dataset = h5::Dataset{h5::check(
             site, "open", [&] { return H5Dopen2(file.id(), name.c_str(), H5P_DEFAULT); })};
-        type = h5::Type{h5::check(site, "get the type of",
-                                  [&] { return H5Dget_type(dataset.id()); })};
+        type =
+            h5::Type{h5::check(site, "get the type of", [&] { return H5Dget_type(dataset.id()); })};
         item = H5Tget_size(type.id());
         if (item == 0) h5::fail(site, "get the type size of");
         dims = h5::dataset_dims(dataset.id(), site);

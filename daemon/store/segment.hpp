@@ -49,7 +49,8 @@ struct SegmentInfo {
 };
 
 struct SegmentOptions {
-    bool fsync = true;  // false only in unit tests and benchmarks that say so
+    bool fsync = true;     // false only in unit tests and benchmarks that say so
+    unsigned threads = 1;  // write_segments(): raw data of this many segments at once
 };
 
 // Writes `path` atomically: creates "<path>.tmp", writes one contiguous
@@ -61,8 +62,45 @@ struct SegmentOptions {
 // array exactly one row, no stream twice): bad input throws before any file
 // is created. A StreamWrite without rows is skipped: no dataset, and no entry
 // in SegmentInfo::datasets.
+//
+// How: HDF5 creates the file with every dataset's storage allocated (one
+// contiguous extent each) and writes its metadata; the raw bytes then go to
+// those extents with pwrite(2), not through HDF5. That second part needs no
+// HDF5, which is not thread-safe, so write_segments() runs it for several
+// segments on several threads (ext4 serialises buffered writes to one file,
+// not to several).
 SegmentInfo write_segment(const std::filesystem::path& path, std::span<const StreamWrite> streams,
                           const SegmentOptions& options = {});
+
+// One segment of write_segments().
+struct SegmentJob {
+    std::filesystem::path path;
+    std::vector<StreamWrite> streams;
+};
+
+// Writes several segments as write_segment() does each, the raw data of up
+// to options.threads of them at once (the calling thread is one of them),
+// then renames them all and fsyncs each directory once. All or nothing: on
+// failure it throws the first error and none of the paths exists. Returns
+// the infos in the order of `jobs`.
+std::vector<SegmentInfo> write_segments(std::span<const SegmentJob> jobs,
+                                        const SegmentOptions& options = {});
+
+// One part of split_streams(): stream writes for one segment, and for each
+// the number of rows of its stream that earlier parts hold.
+struct SegmentPart {
+    std::vector<StreamWrite> streams;
+    std::vector<std::uint64_t> rows_before;
+};
+
+// Splits the stream writes of one commit into at most `parts` parts of
+// about equal bytes, none smaller than `min_part_bytes` (fewer parts when
+// there is not enough data), to be written as segments on several threads.
+// Blocks are never split; a stream's blocks may continue in the next part,
+// in order. Parts keep the order of `streams`; with one part it is `streams`
+// as given.
+std::vector<SegmentPart> split_streams(std::span<const StreamWrite> streams, unsigned parts,
+                                       std::uint64_t min_part_bytes);
 
 // Reads `rows` rows starting at `first_row` of a segment dataset into `out`
 // (which must hold rows x row bytes). Used by compaction and verify. The bytes

@@ -179,6 +179,10 @@ bool Committer::commit_once(std::uint64_t ticket) {
     try {
         std::map<std::string, std::vector<std::pair<std::int64_t, const StagedRows*>>> by_campaign;
         for (const auto& [id, r] : p.rows) by_campaign[r.campaign].emplace_back(id, &r);
+        // One segment per campaign, or several of a large commit, whose raw
+        // data store::write_segments() writes on several threads.
+        std::vector<store::SegmentJob> jobs;
+        std::vector<std::map<std::int64_t, std::uint64_t>> rows_before;  // per job, per stream
         for (const auto& [campaign, streams] : by_campaign) {
             std::vector<store::StreamWrite> writes;
             writes.reserve(streams.size());
@@ -191,21 +195,33 @@ bool Committer::commit_once(std::uint64_t ticket) {
                 for (const auto& b : r->blocks) w.blocks.push_back({b.data, b.bytes, b.rows});
                 writes.push_back(std::move(w));
             }
-            catalog::SegmentRecord seg;
-            seg.segment_id = next_segment_id_++;
-            seg.campaign = campaign;
-            seg.file = campaign + "/seg-" + std::to_string(seg.segment_id) + ".h5";
             fs::create_directories(config_.data_dir / campaign);
-            auto info = store::write_segment(config_.data_dir / seg.file, writes,
-                                             store::SegmentOptions{config_.fsync});
-            written.push_back(config_.data_dir / seg.file);
-            failpoint("segment-renamed");
-            seg.bytes = info.bytes;
-            for (const auto& d : info.datasets) {
-                const auto& r = p.rows.at(d.stream_id);
-                seg.extents.push_back({d.stream_id, d.dataset, 0, r.first_row, d.rows, d.crc32});
+            for (auto& part :
+                 store::split_streams(writes, config_.write_threads, kMinSegmentPartBytes)) {
+                catalog::SegmentRecord seg;
+                seg.segment_id = next_segment_id_++;
+                seg.campaign = campaign;
+                seg.file = campaign + "/seg-" + std::to_string(seg.segment_id) + ".h5";
+                auto& before = rows_before.emplace_back();
+                for (std::size_t i = 0; i < part.streams.size(); ++i)
+                    before[part.streams[i].stream_id] = part.rows_before[i];
+                jobs.push_back({config_.data_dir / seg.file, std::move(part.streams)});
+                rec.segments.push_back(std::move(seg));
             }
-            rec.segments.push_back(std::move(seg));
+        }
+        auto infos = store::write_segments(
+            jobs, store::SegmentOptions{.fsync = config_.fsync, .threads = config_.write_threads});
+        for (const auto& job : jobs) written.push_back(job.path);
+        failpoint("segment-renamed");
+        for (std::size_t j = 0; j < jobs.size(); ++j) {
+            auto& seg = rec.segments[j];
+            seg.bytes = infos[j].bytes;
+            for (const auto& d : infos[j].datasets) {
+                const auto& r = p.rows.at(d.stream_id);
+                seg.extents.push_back({d.stream_id, d.dataset, 0,
+                                       r.first_row + rows_before[j].at(d.stream_id), d.rows,
+                                       d.crc32});
+            }
         }
         rec.opens = p.opens;
         rec.declares = p.declares;
@@ -277,8 +293,9 @@ bool Committer::commit_once(std::uint64_t ticket) {
     out.seconds = seconds;
     for (const auto& c : rec.clients) out.clients.emplace_back(c.client_id, c.committed_seq);
     for (const auto& o : p.opens) out.runs.emplace_back(o.client_id, o.handle, o.run_id);
-    spdlog::debug("commit: {} rows, {} bytes, {} segments in {:.3f} s ({:.3f} s of it views of {} runs)",
-                  out.rows, out.bytes, out.segments, seconds, view_seconds, runs.size());
+    spdlog::debug(
+        "commit: {} rows, {} bytes, {} segments in {:.3f} s ({:.3f} s of it views of {} runs)",
+        out.rows, out.bytes, out.segments, seconds, view_seconds, runs.size());
     {
         std::lock_guard lock(mutex_);
         done_ = std::max(done_, ticket);

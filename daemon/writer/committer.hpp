@@ -1,6 +1,8 @@
 // The writer thread: the only owner of the read-write Catalog and the only
 // code that writes HDF5 files. It takes what the I/O thread staged, writes
-// one segment per campaign (tmp, fsync, rename, fsync dir), records it all
+// one segment per campaign (tmp, fsync, rename, fsync dir; a large commit
+// as several segments whose raw data helper threads write at once, see
+// store::write_segments, which call no HDF5), records it all
 // in one catalog transaction, rewrites the affected views, then reports the
 // outcome so the I/O thread can acknowledge clients. A commit that fails
 // (disk full, I/O error) acknowledges nothing; its data stays in memory and
@@ -27,6 +29,11 @@
 namespace simsink::daemon {
 
 class Compactor;
+
+// A campaign's part of a commit is split into several segments (at most
+// Config::write_threads) only when each gets at least this many bytes:
+// smaller ones would gain little and leave work for compaction.
+inline constexpr std::uint64_t kMinSegmentPartBytes = std::uint64_t{32} << 20;
 
 struct CommitOutcome {
     std::uint64_t ticket = 0;  // answers every commit request with a ticket <= this

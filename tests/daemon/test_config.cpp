@@ -27,12 +27,15 @@ TEST_CASE("defaults: local tcp listen, admin socket in the data directory") {
     CHECK(c->shm_pool == 1ull << 30);
     CHECK(c->shm_pool_idle == 300.0);
     CHECK(c->drop_cache);
+    CHECK(c->write_threads >= 1);
+    CHECK(c->write_threads <= 4);
     auto d = parse({"--data-dir", "d", "--shm-pool", "0", "--shm-pool-idle", "5", "--drop-cache",
-                    "false"});
+                    "false", "--write-threads", "3"});
     REQUIRE(d);
     CHECK(d->shm_pool == 0);
     CHECK(d->shm_pool_idle == 5.0);
     CHECK_FALSE(d->drop_cache);
+    CHECK(d->write_threads == 3);
 }
 
 TEST_CASE("sizes take K, M and G suffixes") {
@@ -53,7 +56,12 @@ TEST_CASE("a missing data directory, an unknown flag and a bad value are named")
     CHECK_THROWS_WITH(parse({"--data-dir", "d", "--fsync", "maybe"}), Catch::Contains("fsync"));
     CHECK_THROWS_WITH(parse({"--data-dir", "d", "--drop-cache", "maybe"}),
                       Catch::Contains("drop-cache"));
-    CHECK_THROWS_WITH(parse({"--data-dir", "d", "--shm-pool", "lots"}), Catch::Contains("shm-pool"));
+    CHECK_THROWS_WITH(parse({"--data-dir", "d", "--shm-pool", "lots"}),
+                      Catch::Contains("shm-pool"));
+    CHECK_THROWS_WITH(parse({"--data-dir", "d", "--write-threads", "many"}),
+                      Catch::Contains("write-threads"));
+    CHECK_THROWS_WITH(parse({"--data-dir", "d", "--write-threads", "65"}),
+                      Catch::Contains("write-threads"));
     CHECK_THROWS_WITH(parse({"--data-dir", "d", "--shm-pool-idle", "-1"}),
                       Catch::Contains("shm-pool-idle"));
 }

@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <map>
+#include <set>
 
 #include "store_fixture.hpp"
 #include "write_fault.hpp"
@@ -505,4 +507,135 @@ TEST_CASE("drop_cached_pages takes a fsynced segment out of the page cache", "[s
     read_segment_rows(path, "/s1", 0, 512 * 1024, back.data(), back.size());
     const bool same = back == rows;  // not CHECK(back == rows): Catch would print 4 MiB
     CHECK(same);
+}
+
+TEST_CASE("split_streams keeps one part below twice the minimum part size", "[segment][split]") {
+    std::vector<std::vector<unsigned char>> blocks(6, values(DType::uint8, 1000, 1));
+    std::vector<StreamWrite> writes{stream_write(1, DType::uint8, {}, pointers(blocks))};
+    auto parts = split_streams(writes, 4, 3001);  // 6000 bytes: one part of >= 3001 each at most
+    REQUIRE(parts.size() == 1);
+    CHECK(parts[0].streams.size() == 1);
+    CHECK(parts[0].streams[0].blocks.size() == 6);
+    CHECK(parts[0].rows_before == std::vector<std::uint64_t>{0});
+    CHECK(split_streams(writes, 1, 1).size() == 1);
+    CHECK(split_streams(writes, 0, 1).size() == 1);
+}
+
+TEST_CASE("split_streams balances bytes, keeps row order and never splits a block",
+          "[segment][split]") {
+    // Stream 1: ten blocks of 100 rows (1 byte each); stream 2: one block of
+    // 500 rows; stream 3: no blocks; stream 4: five blocks of 100 rows.
+    std::vector<std::vector<unsigned char>> a(10, values(DType::uint8, 100, 1));
+    std::vector<std::vector<unsigned char>> b{values(DType::uint8, 500, 2)};
+    std::vector<std::vector<unsigned char>> d(5, values(DType::uint8, 100, 3));
+    std::vector<StreamWrite> writes{stream_write(1, DType::uint8, {}, pointers(a)),
+                                    stream_write(2, DType::uint8, {}, pointers(b)),
+                                    stream_write(3, DType::uint8, {}, {}),
+                                    stream_write(4, DType::uint8, {}, pointers(d))};
+    auto parts = split_streams(writes, 4, 100);  // 2000 bytes: 4 parts of about 500
+    REQUIRE(parts.size() == 4);
+    std::map<std::int64_t, std::uint64_t> rows_seen;
+    std::map<std::int64_t, std::vector<const void*>> blocks_seen;
+    for (const auto& part : parts) {
+        REQUIRE(part.streams.size() == part.rows_before.size());
+        std::uint64_t bytes = 0;
+        std::set<std::int64_t> ids;
+        for (std::size_t i = 0; i < part.streams.size(); ++i) {
+            const auto& w = part.streams[i];
+            CHECK(ids.insert(w.stream_id).second);  // a stream at most once per part
+            CHECK(part.rows_before[i] == rows_seen[w.stream_id]);
+            for (const auto& blk : w.blocks) {
+                rows_seen[w.stream_id] += blk.rows;
+                bytes += blk.bytes;
+                blocks_seen[w.stream_id].push_back(blk.data);
+            }
+        }
+        CHECK(bytes >= 500);
+        CHECK(bytes <= 600);  // the target plus less than one block
+    }
+    CHECK(rows_seen[1] == 1000);
+    CHECK(rows_seen[2] == 500);
+    CHECK(rows_seen[4] == 500);
+    // Every block once, in its original order.
+    for (const auto& w : writes) {
+        std::vector<const void*> original;
+        for (const auto& blk : w.blocks) original.push_back(blk.data);
+        CHECK(blocks_seen[w.stream_id] == original);
+    }
+    // The stream without blocks is kept (in the part its place falls into).
+    bool has_3 = false;
+    for (const auto& part : parts)
+        for (const auto& w : part.streams) has_3 = has_3 || w.stream_id == 3;
+    CHECK(has_3);
+}
+
+TEST_CASE("write_segments on several threads gives each segment its rows and checksums",
+          "[segment][parallel]") {
+    TempDir dir;
+    // One large stream split over four segments, as a commit is, plus a
+    // small stream and an array in the first.
+    std::vector<std::vector<unsigned char>> big;
+    for (unsigned i = 0; i < 40; ++i) big.push_back(values(DType::float64, 1000 * 4, i));
+    auto small = values(DType::int32, 7 * 2, 99);
+    auto grid = values(DType::float32, 64, 5);
+    std::vector<StreamWrite> writes{
+        stream_write(1, DType::float64, {4}, pointers(big)),
+        stream_write(2, DType::int32, {2}, {&small}),
+        stream_write(3, DType::float32, {8, 8}, {&grid}, StreamKind::array),
+    };
+    auto parts = split_streams(writes, 4, 64 << 10);
+    REQUIRE(parts.size() == 4);
+    std::vector<SegmentJob> jobs;
+    for (std::size_t j = 0; j < parts.size(); ++j)
+        jobs.push_back({dir / ("seg-" + std::to_string(j + 1) + ".h5"), parts[j].streams});
+    auto infos = write_segments(jobs, SegmentOptions{.fsync = true, .threads = 4});
+    REQUIRE(infos.size() == 4);
+    CHECK(no_tmp_files(dir.path()));
+    CHECK(open_hdf5_objects() == 0);
+
+    // Stream 1's rows, read back segment by segment, are the input in order,
+    // and each dataset's checksum is zlib's crc32 of what it holds.
+    std::vector<unsigned char> stream1;
+    for (std::size_t j = 0; j < jobs.size(); ++j) {
+        CHECK(infos[j].bytes == fs::file_size(jobs[j].path));
+        for (const auto& d : infos[j].datasets) {
+            auto raw = read_raw(jobs[j].path, d.dataset);
+            CHECK(d.crc32 == zlib_crc({raw}));
+            if (d.stream_id == 1) {
+                CHECK(d.rows * 4 * 8 == raw.size());
+                stream1.insert(stream1.end(), raw.begin(), raw.end());
+            }
+            if (d.stream_id == 2) CHECK(raw == small);
+            if (d.stream_id == 3) CHECK(raw == grid);
+        }
+    }
+    CHECK(stream1 == concat(big));
+}
+
+TEST_CASE("write_segments is all or nothing: one failing segment leaves none", "[segment][fault]") {
+    TempDir dir;
+    fs::create_directories(dir / "a");
+    fs::create_directories(dir / "b");
+    auto rows = values(DType::float64, 1 << 16, 1);  // 512 KiB
+    std::vector<StreamWrite> writes{stream_write(1, DType::float64, {}, {&rows})};
+    std::vector<SegmentJob> jobs{{dir / "a/seg-1.h5", writes}, {dir / "b/seg-2.h5", writes}};
+    for (std::uint64_t budget : {std::uint64_t{0}, std::uint64_t{100000}}) {
+        INFO("budget " << budget);
+        // Only segment b's writes fail: one thread at a time writes there.
+        WriteFault fault((dir / "b").string(), budget, ENOSPC);
+        try {
+            write_segments(jobs, SegmentOptions{.fsync = true, .threads = 2});
+            FAIL("no error");
+        } catch (const StoreError& e) {
+            CHECK(e.disk_full());
+            CHECK(std::string(e.what()).find("seg-2.h5") != std::string::npos);
+            count_dead_id(e);
+        }
+        CHECK(fs::is_empty(dir / "a"));
+        CHECK(fs::is_empty(dir / "b"));
+        CHECK(open_hdf5_objects() == 0);
+    }
+    auto infos = write_segments(jobs, SegmentOptions{.fsync = true, .threads = 2});
+    CHECK(read_raw(dir / "a/seg-1.h5", "/s1") == rows);
+    CHECK(read_raw(dir / "b/seg-2.h5", "/s1") == rows);
 }

@@ -57,6 +57,18 @@ extern "C" ssize_t pwrite(int fd, const void* buf, std::size_t n, off_t offset) 
     return real(fd, buf, n, offset);
 }
 
+// The store's own raw writes: built with _FILE_OFFSET_BITS=64, its pwrite
+// calls are pwrite64.
+extern "C" ssize_t pwrite64(int fd, const void* buf, std::size_t n, off_t offset) {
+    using Fn = ssize_t (*)(int, const void*, std::size_t, off_t);
+    static const Fn real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "pwrite64"));
+    if (simsink::store::testing::hits_fault(fd, n)) {
+        errno = simsink::store::testing::error_code;
+        return -1;
+    }
+    return real(fd, buf, n, offset);
+}
+
 extern "C" ssize_t write(int fd, const void* buf, std::size_t n) {
     using Fn = ssize_t (*)(int, const void*, std::size_t);
     static const Fn real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "write"));

@@ -1,5 +1,5 @@
 // Fault injection for the store tests: this test binary defines its own
-// pwrite(2) and write(2), which HDF5's file driver and the store's own code
+// pwrite(2) (and pwrite64) and write(2), which HDF5's file driver and the store's own code
 // call instead of libc's. When armed, writes to files whose path starts with
 // a given prefix fail with a given errno once a byte budget is used up: a
 // full disk (ENOSPC) or a failing one (EIO) at any point of a write, without

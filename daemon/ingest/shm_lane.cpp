@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -48,8 +49,8 @@ std::uint64_t random_token() {
 // (it is replaced or forgotten); a lease is ended by the caller.
 bool send_json(int conn, const proto::Json& j, int fd = -1) {
     auto text = proto::dump_meta(j);
-    return proto::send_with_fds(conn, text, fd >= 0 ? std::span<const int>(&fd, 1)
-                                                    : std::span<const int>());
+    return proto::send_with_fds(conn, text,
+                                fd >= 0 ? std::span<const int>(&fd, 1) : std::span<const int>());
 }
 
 }  // namespace
@@ -70,13 +71,13 @@ void ShmArena::release(std::uint64_t offset, std::uint64_t length) const noexcep
     // Whole pages only: a partial page may hold another block still staged.
     std::uint64_t begin = (offset + kPage - 1) & ~(kPage - 1);
     std::uint64_t end = (offset + length) & ~(kPage - 1);
-    if (end > begin) ::madvise(const_cast<std::uint8_t*>(base_) + begin, end - begin, MADV_DONTNEED);
+    if (end > begin)
+        ::madvise(const_cast<std::uint8_t*>(base_) + begin, end - begin, MADV_DONTNEED);
 }
 
 // ---- ShmLane -----------------------------------------------------------------------
 
-ShmLane::ShmLane(std::string path, std::string daemon_id, std::uint64_t pool_cap,
-                 double pool_idle)
+ShmLane::ShmLane(std::string path, std::string daemon_id, std::uint64_t pool_cap, double pool_idle)
     : path_(std::move(path)),
       daemon_id_(std::move(daemon_id)),
       pool_(ShmPool::create(pool_cap, pool_idle)) {
@@ -88,7 +89,7 @@ ShmLane::ShmLane(std::string path, std::string daemon_id, std::uint64_t pool_cap
     std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
     listen_fd_ = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (listen_fd_ < 0) throw std::system_error(errno, std::generic_category(), "socket");
-    struct stat st{};
+    struct stat st {};
     if (::lstat(path_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path_.c_str());
     if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
         ::chmod(path_.c_str(), 0666) != 0 || ::listen(listen_fd_, 64) != 0) {
@@ -145,6 +146,7 @@ ShmLane::Stats ShmLane::stats() const {
 }
 
 void ShmLane::loop() noexcept {
+    pthread_setname_np(pthread_self(), "shm-lane");
     std::vector<pollfd> fds;
     for (;;) {
         fds.assign({{listen_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}});
@@ -153,7 +155,8 @@ void ShmLane::loop() noexcept {
         int n = ::poll(fds.data(), fds.size(), 1000);
         if (n < 0) {
             if (errno == EINTR) continue;
-            spdlog::error("shm lane: poll: {}; shared memory is off from now", std::strerror(errno));
+            spdlog::error("shm lane: poll: {}; shared memory is off from now",
+                          std::strerror(errno));
             return;
         }
         pool_->trim();
@@ -235,7 +238,8 @@ bool ShmLane::serve(int conn) {
             throw Refused(lease ? "a lease request must carry no file descriptor, got " +
                                       std::to_string(fds.size())
                                 : "registration must carry exactly one file descriptor "
-                                  "(SCM_RIGHTS), got " + std::to_string(fds.size()));
+                                  "(SCM_RIGHTS), got " +
+                                      std::to_string(fds.size()));
         auto cit = req.find("client");
         if (cit == req.end() || !cit->is_string() || !proto::is_client_id(cit->get<std::string>()))
             throw Refused("registration 'client' must be 32 lowercase hex characters");
@@ -250,8 +254,7 @@ bool ShmLane::serve(int conn) {
         {
             std::lock_guard lock(mu_);
             if (by_token_.size() >= kMaxArenas && !token_of_client_.count(client))
-                throw Refused("the daemon holds " + std::to_string(kMaxArenas) +
-                              " arenas already");
+                throw Refused("the daemon holds " + std::to_string(kMaxArenas) + " arenas already");
         }
         std::shared_ptr<Loan> loan;
         int fd = -1;
@@ -279,7 +282,7 @@ bool ShmLane::serve(int conn) {
                               std::string(std::strerror(errno)) + ")");
             if (!(seals & F_SEAL_SHRINK))
                 throw Refused("the arena is not sealed against shrinking (F_SEAL_SHRINK)");
-            struct stat st{};
+            struct stat st {};
             if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
                 static_cast<std::uint64_t>(st.st_size) != size)
                 throw Refused("the arena's size is " + std::to_string(st.st_size) + ", not " +

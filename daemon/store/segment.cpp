@@ -1,6 +1,7 @@
 #include "segment.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -248,7 +249,10 @@ std::vector<SegmentInfo> write_segments(std::span<const SegmentJob> jobs,
             std::min<std::size_t>(std::max(1u, options.threads), pending.size());
         for (std::size_t t = 1; t < wanted; ++t) {
             try {
-                helpers.emplace_back(work);
+                helpers.emplace_back([&] {
+                    pthread_setname_np(pthread_self(), "segment-writer");
+                    work();
+                });
             } catch (const std::system_error&) {
                 break;  // no thread to be had: fewer threads do the same work
             }

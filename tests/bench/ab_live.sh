@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# A/B two builds of simsink the way the suite runs them: one long-lived
+# daemon per build (each in a session of its own, as a service), one
+# discarded warm-up run on each, then alternating timed runs with `sync`
+# before each. Prints every run and the median [min-max] per build.
+#   tests/bench/ab_live.sh BUILD_A BUILD_B [w1|w3-1|w3-64] [ROUNDS] [-- DAEMON FLAGS]
+# Both builds must be configured with -Dbench=true. The same build twice
+# with different daemon flags is an A/B of a setting:
+#   tests/bench/ab_live.sh build build w3-64 6 -- --write-threads 1   (A gets the flags)
+set -euo pipefail
+A=$(realpath "$1") B=$(realpath "$2") work=${3:-w1} rounds=${4:-5}
+shift $(( $# < 4 ? $# : 4 ))
+flags_a=()
+if [ "${1:-}" = "--" ]; then shift; flags_a=("$@"); fi
+declare -A dir pid
+for x in A B; do
+  d=$(mktemp -d -p "${TMPDIR:-/tmp}"); dir[$x]=$d
+  build=${!x}
+  extra=()
+  if [ "$x" = A ]; then extra=("${flags_a[@]}"); fi
+  setsid "$build/daemon/simsinkd" --data-dir "$d/data" --listen "ipc://$d/in.sock" \
+    --admin "ipc://$d/adm.sock" --log-level warn "${extra[@]}" &
+  pid[$x]=$!
+  for _ in $(seq 100); do [ -S "$d/adm.sock" ] && break; sleep 0.05; done
+done
+run() {  # A|B campaign -> seconds
+  local b=${!1} e="ipc://${dir[$1]}/in.sock"
+  case $work in
+    w1) "$b/tests/bench/bench_w1" --mode simsink --connect "$e" --steps 1000000 --campaign "$2" ;;
+    w3-1) "$b/tests/bench/bench_w3" --mode simsink --connect "$e" --clients 1 --campaign "$2" ;;
+    w3-64) "$b/tests/bench/bench_w3" --mode simsink --connect "$e" --clients 64 --campaign "$2" ;;
+    *) echo "unknown workload $work (w1, w3-1, w3-64)" >&2; exit 2 ;;
+  esac | grep -o '"seconds": [0-9.]*' | awk '{print $2}'
+}
+out=$(mktemp)
+run A warm >/dev/null; run B warm >/dev/null
+for i in $(seq "$rounds"); do
+  for x in A B; do sync; echo "$x $(run $x "c$i")" | tee -a "$out"; done
+done
+kill -TERM "${pid[A]}" "${pid[B]}"; wait || true
+rm -rf "${dir[A]}" "${dir[B]}"
+/usr/bin/python3 - "$out" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    k, v = line.split()
+    runs.setdefault(k, []).append(float(v))
+for k, v in sorted(runs.items()):
+    print(f"{k}: {statistics.median(v):.3f} [{min(v):.3f}-{max(v):.3f}] s, {len(v)} runs")
+PY
+rm -f "$out"

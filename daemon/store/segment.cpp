@@ -161,7 +161,7 @@ class PendingSegment {
   public:
     PendingSegment(const std::filesystem::path& path, std::span<const StreamWrite> streams,
                    const SegmentOptions& options)
-        : path_(path) {
+        : path_(path), options_(options) {
         std::uint64_t data_bytes = 0;
         planned_ = plan(path, streams, data_bytes);
         file_ = std::make_unique<h5::TmpFile>(h5::tmp_path_for(path));
@@ -172,8 +172,9 @@ class PendingSegment {
     }
 
     // Writes every block at its place in its dataset's extent, in row order,
-    // and the crc32 of each dataset; then fsyncs when asked.
-    void write_data(bool fsync) {
+    // and the crc32 of each dataset; then fsyncs (and drops the pages) as
+    // the options say.
+    void write_data() {
         for (std::size_t i = 0; i < planned_.size(); ++i) {
             const Planned& p = planned_[i];
             std::uint32_t crc = crc_update(0, nullptr, 0);
@@ -192,7 +193,8 @@ class PendingSegment {
             }
             info_.datasets.push_back(SegmentDataset{p.write->stream_id, p.name, p.rows, crc});
         }
-        file_->finish_raw(fsync);
+        file_->finish_raw(options_.fsync);
+        if (options_.fsync && options_.drop_cache) drop_cached_pages(file_->path());
         std::error_code ec;
         info_.bytes = std::filesystem::file_size(file_->path(), ec);
         if (ec) h5::fail_errno(h5::Site{file_->path()}, "get the size of", ec.value());
@@ -207,6 +209,7 @@ class PendingSegment {
 
   private:
     std::filesystem::path path_;
+    SegmentOptions options_;
     std::vector<Planned> planned_;
     std::vector<std::uint64_t> offsets_;  // of each planned dataset's extent
     std::unique_ptr<h5::TmpFile> file_;
@@ -237,7 +240,7 @@ std::vector<SegmentInfo> write_segments(std::span<const SegmentJob> jobs,
     auto work = [&]() noexcept {
         for (std::size_t i; (i = next.fetch_add(1)) < pending.size();) {
             try {
-                pending[i]->write_data(options.fsync);
+                pending[i]->write_data();
             } catch (...) {
                 errors[i] = std::current_exception();
             }

@@ -51,6 +51,10 @@ struct SegmentInfo {
 struct SegmentOptions {
     bool fsync = true;     // false only in unit tests and benchmarks that say so
     unsigned threads = 1;  // write_segments(): raw data of this many segments at once
+    // With fsync: drop each segment's pages from the page cache once it is
+    // fsynced (drop_cached_pages), on the thread that wrote it, so that
+    // several segments are dropped at once too.
+    bool drop_cache = false;
 };
 
 // Writes `path` atomically: creates "<path>.tmp", writes one contiguous

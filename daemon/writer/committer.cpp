@@ -215,7 +215,15 @@ bool Committer::commit_once(std::uint64_t ticket) {
         }
         const auto write_start = Clock::now();
         auto infos = store::write_segments(
-            jobs, store::SegmentOptions{.fsync = config_.fsync, .threads = config_.write_threads});
+            jobs, store::SegmentOptions{.fsync = config_.fsync,
+                                        .threads = config_.write_threads,
+                                        // The segments' cached pages (as many as the data)
+                                        // go once fsynced, so that the next commit reuses
+                                        // that memory (store::drop_cached_pages says why).
+                                        // Before the ACK: a client that reads right after
+                                        // its flush() must not have the pages it reads
+                                        // dropped under it.
+                                        .drop_cache = config_.drop_cache});
         for (const auto& job : jobs) written.push_back(job.path);
         write_seconds = std::chrono::duration<double>(Clock::now() - write_start).count();
         failpoint("segment-renamed");
@@ -284,13 +292,6 @@ bool Committer::commit_once(std::uint64_t ticket) {
     write_views(runs, campaigns);
     failpoint("views-written");
     const double view_seconds = std::chrono::duration<double>(Clock::now() - views_start).count();
-    // The segments are on disk: their cached pages (as many as the data) are
-    // dropped, so that the next commit reuses that memory
-    // (store::drop_cached_pages says why). Before the ACK, not after: a
-    // client that reads right after its flush() must not have the pages it
-    // reads dropped under it.
-    if (config_.fsync && config_.drop_cache)
-        for (const auto& f : written) store::drop_cached_pages(f);
 
     const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     out.bytes = p.bytes;

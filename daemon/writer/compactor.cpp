@@ -105,10 +105,10 @@ std::size_t Compactor::merge_once(const std::string& campaign) {
         }
         writes.push_back(std::move(w));
     }
-    auto info = store::write_segment(config_.data_dir / merged.file, writes,
-                                     store::SegmentOptions{config_.fsync});
+    auto info = store::write_segment(
+        config_.data_dir / merged.file, writes,
+        store::SegmentOptions{.fsync = config_.fsync, .drop_cache = config_.drop_cache});
     failpoint("compact-written");
-    if (config_.fsync && config_.drop_cache) store::drop_cached_pages(config_.data_dir / merged.file);
     merged.bytes = info.bytes;
     for (const auto& d : info.datasets)
         for (auto e : new_extents.at(d.stream_id)) {

@@ -505,6 +505,16 @@ TEST_CASE("drop_cached_pages takes a fsynced segment out of the page cache", "[s
     // Nothing is lost: the data reads back from disk.
     std::vector<unsigned char> back(rows.size());
     read_segment_rows(path, "/s1", 0, 512 * 1024, back.data(), back.size());
+    CHECK(std::memcmp(back.data(), rows.data(), rows.size()) == 0);
+
+    // The same done by write_segments() itself, on the thread that wrote
+    // each segment, when asked.
+    fs::remove(path);
+    const auto path2 = dir / "seg-2.h5";
+    std::vector<SegmentJob> jobs{{path, writes}, {path2, writes}};
+    write_segments(jobs, SegmentOptions{.fsync = true, .threads = 2, .drop_cache = true});
+    CHECK(resident() == 0);
+    read_segment_rows(path2, "/s1", 0, 512 * 1024, back.data(), back.size());
     const bool same = back == rows;  // not CHECK(back == rows): Catch would print 4 MiB
     CHECK(same);
 }

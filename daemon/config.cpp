@@ -107,6 +107,8 @@ void apply(Config& c, const std::string& key, const std::string& v) {
         c.drop_cache = parse_bool(key, v);
     else if (key == "write-threads")
         c.write_threads = parse_count(key, v, 64);
+    else if (key == "write-split-bytes")
+        c.write_split_bytes = parse_bytes(key, v);
     else if (key == "log-level") {
         static const char* levels[] = {"trace", "debug",    "info", "warn",
                                        "error", "critical", "off"};
@@ -132,6 +134,7 @@ void finish(Config& c) {
     if (c.client_window == 0 || c.client_window > c.buffer_cap)
         throw ConfigError("client-window must be between 1 byte and buffer-cap");
     if (c.commit_interval <= 0) throw ConfigError("commit-interval must be positive");
+    if (c.write_split_bytes == 0) throw ConfigError("write-split-bytes must be positive");
     if (c.write_threads == 0)
         c.write_threads = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
 }
@@ -172,6 +175,7 @@ Options (each can also be a "key = value" line in the --config file):
                              acknowledged (default true; readers read from disk)
   --write-threads N          write a large commit as up to N segments at once
                              (default: the number of cores, at most 4)
+  --write-split-bytes SIZE   each of those segments at least SIZE (default 32M)
   --log-level LEVEL          trace, debug, info, warn, error (default info)
   -h, --help                 show this help
   --version                  show the version

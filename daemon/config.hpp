@@ -39,11 +39,13 @@ struct Config {
     // Drop committed segments from the page cache once fsynced and
     // acknowledged (they are read later, if at all); only with fsync.
     bool drop_cache = true;
-    // Threads that write the raw data of one commit's segments at once; a
-    // commit of at least 2 x kMinSegmentPartBytes is split into up to this
-    // many segments (docs/performance.md, "Fifth round"). 0: the number
-    // of cores, at most 4.
+    // Threads that write the raw data of one commit's segments at once: a
+    // campaign's part of a commit is split into up to this many segments of
+    // at least write_split_bytes each (docs/performance.md, "Fifth round").
+    // 0: the number of cores, at most 4. Smaller segments would gain little
+    // and leave work for compaction.
     unsigned write_threads = 0;
+    std::uint64_t write_split_bytes = 32ull << 20;
     std::string log_level = "info";
 };
 

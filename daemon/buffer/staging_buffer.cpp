@@ -36,56 +36,81 @@ void PendingCommit::merge(PendingCommit&& later) {
     row_count += later.row_count;
 }
 
-void StagingBuffer::stage_open(catalog::RunOpen open) {
+template <class Fn>
+void StagingBuffer::with_target(Fn&& fn) {
+    if (in_message_) {
+        fn(message_);
+        return;
+    }
     std::lock_guard lock(mutex_);
-    current_.opens.push_back(std::move(open));
+    fn(current_);
+}
+
+void StagingBuffer::begin_message() {
+    assert(!in_message_ && message_.empty());
+    in_message_ = true;
+}
+
+void StagingBuffer::end_message() {
+    assert(in_message_);
+    in_message_ = false;
+    if (message_.empty()) return;
+    {
+        std::lock_guard lock(mutex_);
+        current_.merge(std::move(message_));
+    }
+    message_ = PendingCommit{};
+}
+
+void StagingBuffer::stage_open(catalog::RunOpen open) {
+    with_target([&](PendingCommit& to) { to.opens.push_back(std::move(open)); });
 }
 
 void StagingBuffer::stage_declare(catalog::StreamDeclare declare) {
-    std::lock_guard lock(mutex_);
-    current_.declares.push_back(std::move(declare));
+    with_target([&](PendingCommit& to) { to.declares.push_back(std::move(declare)); });
 }
 
 void StagingBuffer::stage_attrs(catalog::AttrUpdate attrs) {
-    std::lock_guard lock(mutex_);
-    current_.attrs.push_back(std::move(attrs));
+    with_target([&](PendingCommit& to) { to.attrs.push_back(std::move(attrs)); });
 }
 
 void StagingBuffer::stage_close(catalog::RunClose close) {
-    std::lock_guard lock(mutex_);
-    current_.closes.push_back(std::move(close));
+    with_target([&](PendingCommit& to) { to.closes.push_back(std::move(close)); });
 }
 
 void StagingBuffer::stage_rows(std::int64_t stream_id, const StagedRows& meta,
                                std::uint64_t first_row, Payload payload) {
-    std::lock_guard lock(mutex_);
-    auto [it, fresh] = current_.rows.try_emplace(stream_id);
-    auto& r = it->second;
-    if (fresh) {
-        r.campaign = meta.campaign;
-        r.run_id = meta.run_id;
-        r.kind = meta.kind;
-        r.dtype = meta.dtype;
-        r.shape = meta.shape;
-        r.first_row = first_row;
-    }
-    assert(r.first_row + r.rows == first_row);
-    r.rows += payload.rows;
-    current_.bytes += payload.bytes;
-    current_.row_count += payload.rows;
+    // Counted at once: the bytes are held from now on, whoever sees them.
     bytes_.fetch_add(payload.bytes);
-    r.blocks.push_back(std::move(payload));
+    with_target([&](PendingCommit& to) {
+        auto [it, fresh] = to.rows.try_emplace(stream_id);
+        auto& r = it->second;
+        if (fresh) {
+            r.campaign = meta.campaign;
+            r.run_id = meta.run_id;
+            r.kind = meta.kind;
+            r.dtype = meta.dtype;
+            r.shape = meta.shape;
+            r.first_row = first_row;
+        }
+        assert(r.first_row + r.rows == first_row);
+        r.rows += payload.rows;
+        to.bytes += payload.bytes;
+        to.row_count += payload.rows;
+        r.blocks.push_back(std::move(payload));
+    });
 }
 
 void StagingBuffer::stage_progress(const std::string& client_id, std::uint64_t seq,
                                    const std::string& host, std::int64_t pid, double now) {
-    std::lock_guard lock(mutex_);
-    auto& c = current_.clients[client_id];
-    c.client_id = client_id;
-    c.committed_seq = std::max(c.committed_seq, seq);
-    c.host = host;
-    c.pid = pid;
-    c.last_seen = now;
+    with_target([&](PendingCommit& to) {
+        auto& c = to.clients[client_id];
+        c.client_id = client_id;
+        c.committed_seq = std::max(c.committed_seq, seq);
+        c.host = host;
+        c.pid = pid;
+        c.last_seen = now;
+    });
 }
 
 PendingCommit StagingBuffer::take() {

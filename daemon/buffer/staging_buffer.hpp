@@ -65,6 +65,29 @@ struct PendingCommit {
 
 class StagingBuffer {
   public:
+    // One client message is staged all or nothing as far as the writer can
+    // see: between begin_message() and end_message() the stage_* calls
+    // collect into the message, and end_message() moves it into the buffer
+    // under one lock. Otherwise take() could run between two blocks of one
+    // APPEND, or between its blocks and its seq (stage_progress), and
+    // commit part of a message without its seq: after a crash the client
+    // resends the whole message and the part already committed is stored
+    // twice (found by tests/fault/crash_harness.py). Outside a message each
+    // stage_* call applies at once. I/O thread only, like every stage_*.
+    void begin_message();
+    void end_message();
+    // begin_message() now, end_message() when the scope ends, however.
+    class MessageScope {
+      public:
+        explicit MessageScope(StagingBuffer& buffer) : buffer_(buffer) { buffer_.begin_message(); }
+        ~MessageScope() { buffer_.end_message(); }
+        MessageScope(const MessageScope&) = delete;
+        MessageScope& operator=(const MessageScope&) = delete;
+
+      private:
+        StagingBuffer& buffer_;
+    };
+
     void stage_open(catalog::RunOpen open);
     void stage_declare(catalog::StreamDeclare declare);
     void stage_attrs(catalog::AttrUpdate attrs);
@@ -86,9 +109,16 @@ class StagingBuffer {
     bool has_staged() const;
 
   private:
+    // Calls fn(PendingCommit&) on the open message, or on current_ under the lock.
+    template <class Fn>
+    void with_target(Fn&& fn);
+
     mutable std::mutex mutex_;
     PendingCommit current_;
     std::atomic<std::uint64_t> bytes_{0};
+    // The message being staged (I/O thread only, no lock).
+    bool in_message_ = false;
+    PendingCommit message_;
 };
 
 }  // namespace simsink::daemon

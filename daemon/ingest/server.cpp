@@ -38,7 +38,6 @@ std::string random_hex(std::size_t n) {
     return s;
 }
 
-
 std::uint32_t get_handle(const proto::Json& meta, const char* key) {
     auto v = proto::get_uint(meta, key);
     if (v == 0 || v > 0xffffffffu)
@@ -352,33 +351,37 @@ struct Server::Impl {
         }
         c.expected = seq + 1;
         c.gap_reported = 0;
-        try {
-            if (shm_malformed) throw *shm_malformed;
-            switch (h.type) {
-                case MsgType::open_run:
-                    on_open_run(c, h, now);
-                    break;
-                case MsgType::declare:
-                    on_declare(c, h);
-                    break;
-                case MsgType::append:
-                    on_append(c, h);
-                    break;
-                case MsgType::set_attrs:
-                    on_set_attrs(c, h);
-                    break;
-                case MsgType::close_run:
-                    on_close_run(c, h, now);
-                    break;
-                default:
-                    break;
+        {
+            // What the message stages and its seq reach the writer together.
+            StagingBuffer::MessageScope message(buffer);
+            try {
+                if (shm_malformed) throw *shm_malformed;
+                switch (h.type) {
+                    case MsgType::open_run:
+                        on_open_run(c, h, now);
+                        break;
+                    case MsgType::declare:
+                        on_declare(c, h);
+                        break;
+                    case MsgType::append:
+                        on_append(c, h);
+                        break;
+                    case MsgType::set_attrs:
+                        on_set_attrs(c, h);
+                        break;
+                    case MsgType::close_run:
+                        on_close_run(c, h, now);
+                        break;
+                    default:
+                        break;
+                }
+            } catch (const ProtocolError& e) {
+                // The seq is consumed: a rejected message is processed, not lost.
+                send_error(ingest, c.routing_id, seq, e.code(), e.what());
             }
-        } catch (const ProtocolError& e) {
-            // The seq is consumed: a rejected message is processed, not lost.
-            send_error(ingest, c.routing_id, seq, e.code(), e.what());
+            shm.reset();  // staged blocks hold the arena; the lane's table may drop it
+            buffer.stage_progress(c.client_id, seq, c.host, c.pid, now);
         }
-        shm.reset();  // staged blocks hold the arena; the lane's table may drop it
-        buffer.stage_progress(c.client_id, seq, c.host, c.pid, now);
         if (buffer.staged_bytes() >= config.commit_bytes) committer->request_commit();
         for (auto& [id, limit] : gate.grants(buffer.bytes(), &c.client_id)) send_credit(id, limit);
     }
@@ -486,8 +489,7 @@ struct Server::Impl {
         buffer.stage_declare(std::move(d));
     }
 
-    std::shared_ptr<const ShmArena> check_shm(const ClientState& c,
-                                              const proto::ShmDescriptor& d) {
+    std::shared_ptr<const ShmArena> check_shm(const ClientState& c, const proto::ShmDescriptor& d) {
         auto arena = lane ? lane->find(d.token, c.client_id) : nullptr;
         if (!arena) {
             ++shm_received.refused;
@@ -873,8 +875,8 @@ void Server::bind() {
     // their bytes through the ingest socket, as remote ones do.
     if (!i.config.shm_socket.empty()) {
         try {
-            i.lane = std::make_unique<ShmLane>(i.config.shm_socket, i.daemon_id,
-                                               i.config.shm_pool, i.config.shm_pool_idle);
+            i.lane = std::make_unique<ShmLane>(i.config.shm_socket, i.daemon_id, i.config.shm_pool,
+                                               i.config.shm_pool_idle);
             i.lane->start();
         } catch (const std::exception& e) {
             spdlog::warn("shared memory for local clients is off: {}", e.what());

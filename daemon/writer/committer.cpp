@@ -201,7 +201,7 @@ bool Committer::commit_once(std::uint64_t ticket) {
             }
             fs::create_directories(config_.data_dir / campaign);
             for (auto& part :
-                 store::split_streams(writes, config_.write_threads, kMinSegmentPartBytes)) {
+                 store::split_streams(writes, config_.write_threads, config_.write_split_bytes)) {
                 catalog::SegmentRecord seg;
                 seg.segment_id = next_segment_id_++;
                 seg.campaign = campaign;

@@ -30,11 +30,6 @@ namespace simsink::daemon {
 
 class Compactor;
 
-// A campaign's part of a commit is split into several segments (at most
-// Config::write_threads) only when each gets at least this many bytes:
-// smaller ones would gain little and leave work for compaction.
-inline constexpr std::uint64_t kMinSegmentPartBytes = std::uint64_t{32} << 20;
-
 struct CommitOutcome {
     std::uint64_t ticket = 0;  // answers every commit request with a ticket <= this
     bool ok = true;

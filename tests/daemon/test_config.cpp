@@ -30,12 +30,14 @@ TEST_CASE("defaults: local tcp listen, admin socket in the data directory") {
     CHECK(c->write_threads >= 1);
     CHECK(c->write_threads <= 4);
     auto d = parse({"--data-dir", "d", "--shm-pool", "0", "--shm-pool-idle", "5", "--drop-cache",
-                    "false", "--write-threads", "3"});
+                    "false", "--write-threads", "3", "--write-split-bytes", "1M"});
     REQUIRE(d);
     CHECK(d->shm_pool == 0);
     CHECK(d->shm_pool_idle == 5.0);
     CHECK_FALSE(d->drop_cache);
     CHECK(d->write_threads == 3);
+    CHECK(d->write_split_bytes == 1u << 20);
+    CHECK(c->write_split_bytes == 32u << 20);
 }
 
 TEST_CASE("sizes take K, M and G suffixes") {
@@ -62,6 +64,8 @@ TEST_CASE("a missing data directory, an unknown flag and a bad value are named")
                       Catch::Contains("write-threads"));
     CHECK_THROWS_WITH(parse({"--data-dir", "d", "--write-threads", "65"}),
                       Catch::Contains("write-threads"));
+    CHECK_THROWS_WITH(parse({"--data-dir", "d", "--write-split-bytes", "0"}),
+                      Catch::Contains("write-split-bytes"));
     CHECK_THROWS_WITH(parse({"--data-dir", "d", "--shm-pool-idle", "-1"}),
                       Catch::Contains("shm-pool-idle"));
 }

@@ -83,7 +83,10 @@ class Harness:
             [os.path.join(self.build, "daemon/simsinkd"), "--data-dir", self.data,
              "--listen", self.ingest, "--admin", self.admin, "--commit-interval", "0.1",
              "--compact-min-segments", "4", "--compact-small-bytes", "2M",
-             "--compact-grace", "5", "--lost-timeout", "3600", "--log-level", "warn"],
+             "--compact-grace", "5", "--lost-timeout", "3600", "--log-level", "warn",
+             # Commits here are a few MB: split them into three segments
+             # written on three threads, so that kills meet that path too.
+             "--write-threads", "3", "--write-split-bytes", "64K"],
             stdout=self.daemon_log, stderr=self.daemon_log, env=env)
         deadline = time.time() + 60
         while time.time() < deadline:

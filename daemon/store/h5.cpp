@@ -427,28 +427,8 @@ void TmpFile::preallocate(std::uint64_t bytes) {
 }
 
 void TmpFile::close(bool fsync) {
-    Site site{path_};
-    // No H5Fflush first: in HDF5 1.10.8 a flush that fails leaves the
-    // metadata cache unable to flush again ("slist already enabled?"), so the
-    // file could then never be closed. H5Fclose flushes; if that fails, the
-    // id is dead (see abandon()) and init() has made that harmless at exit.
-    // Preallocation keeps a full disk from reaching this point.
-    errno = 0;
-    fd_ = -1;  // HDF5 closes it
-    if (H5Fclose(file_.id()) < 0) {
-        file_.release();
-        fail(site, "close", errno);
-    }
-    file_.release();
-    if (!preallocated_ && !fsync) return;
-
-    int fd = reopen_after_close(site);
-    if (fsync && ::fsync(fd) != 0) {
-        const int e = errno;
-        ::close(fd);
-        fail_errno(site, "fsync", e);
-    }
-    if (::close(fd) != 0) fail_errno(site, "close", errno);
+    close_metadata();
+    finish_raw(fsync);
 }
 
 int TmpFile::reopen_after_close(const Site& site) {
@@ -474,6 +454,11 @@ int TmpFile::reopen_after_close(const Site& site) {
 
 void TmpFile::close_metadata() {
     Site site{path_};
+    // No H5Fflush first: in HDF5 1.10.8 a flush that fails leaves the
+    // metadata cache unable to flush again ("slist already enabled?"), so the
+    // file could then never be closed. H5Fclose flushes; if that fails, the
+    // id is dead (see abandon()) and init() has made that harmless at exit.
+    // Preallocation keeps a full disk from reaching this point.
     errno = 0;
     fd_ = -1;  // HDF5 closes it
     if (H5Fclose(file_.id()) < 0) {

@@ -47,34 +47,32 @@ void disarm_write_fault() {
 
 }  // namespace simsink::store::testing
 
-extern "C" ssize_t pwrite(int fd, const void* buf, std::size_t n, off_t offset) {
-    using Fn = ssize_t (*)(int, const void*, std::size_t, off_t);
-    static const Fn real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "pwrite"));
+namespace {
+
+// libc's `name`, unless the write hits the armed fault: then -1 with its errno.
+template <class... Args>
+ssize_t write_or_fault(const char* name, int fd, std::size_t n, Args... args) {
     if (simsink::store::testing::hits_fault(fd, n)) {
         errno = simsink::store::testing::error_code;
         return -1;
     }
-    return real(fd, buf, n, offset);
+    using Fn = ssize_t (*)(int, Args...);
+    const auto real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
+    return real(fd, args...);
+}
+
+}  // namespace
+
+extern "C" ssize_t pwrite(int fd, const void* buf, std::size_t n, off_t offset) {
+    return write_or_fault("pwrite", fd, n, buf, n, offset);
 }
 
 // The store's own raw writes: built with _FILE_OFFSET_BITS=64, its pwrite
 // calls are pwrite64.
 extern "C" ssize_t pwrite64(int fd, const void* buf, std::size_t n, off_t offset) {
-    using Fn = ssize_t (*)(int, const void*, std::size_t, off_t);
-    static const Fn real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "pwrite64"));
-    if (simsink::store::testing::hits_fault(fd, n)) {
-        errno = simsink::store::testing::error_code;
-        return -1;
-    }
-    return real(fd, buf, n, offset);
+    return write_or_fault("pwrite64", fd, n, buf, n, offset);
 }
 
 extern "C" ssize_t write(int fd, const void* buf, std::size_t n) {
-    using Fn = ssize_t (*)(int, const void*, std::size_t);
-    static const Fn real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "write"));
-    if (simsink::store::testing::hits_fault(fd, n)) {
-        errno = simsink::store::testing::error_code;
-        return -1;
-    }
-    return real(fd, buf, n);
+    return write_or_fault("write", fd, n, buf, n);
 }

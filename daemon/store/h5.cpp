@@ -467,7 +467,6 @@ void TmpFile::close_metadata() {
     }
     file_.release();
     raw_fd_ = reopen_after_close(site);
-    unsubmitted_ = 0;
 }
 
 void TmpFile::write_raw(std::uint64_t offset, const void* data, std::size_t bytes) {
@@ -502,14 +501,6 @@ void TmpFile::finish_raw(bool fsync) {
         fail_errno(site, "fsync", e);
     }
     if (::close(fd) != 0) fail_errno(site, "close", errno);
-}
-
-void TmpFile::wrote(std::uint64_t bytes) noexcept {
-    if (!early_writeback_ || fd_ < 0) return;
-    unsubmitted_ += bytes;
-    if (unsubmitted_ < kWritebackBytes) return;
-    unsubmitted_ = 0;
-    (void)::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE);
 }
 
 void TmpFile::rename_to(const std::filesystem::path& final_path) {

@@ -200,12 +200,12 @@ class TmpFile {
     void preallocate(std::uint64_t bytes);
     // Closes (and so flushes) the file; then, when `fsync`, fsyncs it.
     void close(bool fsync);
-    // With early writeback on, tells the kernel to start writing out the
-    // file's dirty pages every `kWritebackBytes` of data (sync_file_range,
-    // not waiting), so the disk works while later blocks are written and the
-    // final fsync waits for the tail only. Errors surface in that fsync.
+    // With early writeback on, write_raw() tells the kernel to start writing
+    // out the file's dirty pages every `kWritebackBytes` of data
+    // (sync_file_range, not waiting), so the disk works while later blocks
+    // are written and the final fsync waits for the tail only. Errors
+    // surface in that fsync.
     void set_early_writeback(bool on) noexcept { early_writeback_ = on; }
-    void wrote(std::uint64_t bytes) noexcept;
     static constexpr std::uint64_t kWritebackBytes = std::uint64_t{8} << 20;
     void rename_to(const std::filesystem::path& final_path);
 

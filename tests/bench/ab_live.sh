@@ -39,13 +39,5 @@ for i in $(seq "$rounds"); do
 done
 kill -TERM "${pid[A]}" "${pid[B]}"; wait || true
 rm -rf "${dir[A]}" "${dir[B]}"
-/usr/bin/python3 - "$out" <<'PY'
-import statistics, sys
-runs = {}
-for line in open(sys.argv[1]):
-    k, v = line.split()
-    runs.setdefault(k, []).append(float(v))
-for k, v in sorted(runs.items()):
-    print(f"{k}: {statistics.median(v):.3f} [{min(v):.3f}-{max(v):.3f}] s, {len(v)} runs")
-PY
+/usr/bin/python3 "$(dirname "$0")/ab_summary.py" "$out"
 rm -f "$out"

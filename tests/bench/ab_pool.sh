@@ -37,13 +37,5 @@ for _ in $(seq "$pairs"); do
     rm -rf "$d"; sync
   done
 done
-/usr/bin/python3 - "$out" <<'PY'
-import statistics, sys
-runs = {}
-for line in open(sys.argv[1]):
-    k, v = line.split()
-    runs.setdefault(k, []).append(float(v))
-for k, v in sorted(runs.items()):
-    print(f"{k}: {statistics.median(v):.3f} [{min(v):.3f}-{max(v):.3f}] s, {len(v)} runs")
-PY
+/usr/bin/python3 "$(dirname "$0")/ab_summary.py" "$out"
 rm -f "$out"

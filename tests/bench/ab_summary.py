@@ -1,0 +1,12 @@
+#!/usr/bin/python3
+"""Median [min-max] per label of an A/B script's "LABEL SECONDS" lines.
+    ab_summary.py FILE     (used by ab_pool.sh and ab_live.sh)"""
+import statistics
+import sys
+
+runs = {}
+for line in open(sys.argv[1]):
+    k, v = line.split()
+    runs.setdefault(k, []).append(float(v))
+for k, v in sorted(runs.items()):
+    print(f"{k}: {statistics.median(v):.3f} [{min(v):.3f}-{max(v):.3f}] s, {len(v)} runs")

@@ -38,7 +38,8 @@ int cmd_status(Context& ctx, Args& args) {
               << " messages\n"
               << "committed:  " << cm.value("rows", 0) << " rows, "
               << format_bytes(cm.value("bytes", 0.0)) << " in " << cm.value("commits", 0)
-              << " commits, " << cm.value("segments", 0) << " segments\n"
+              << " commits (" << cm.value("pipelined", 0) << " pipelined), "
+              << cm.value("segments", 0) << " segments\n"
               << "buffered:   " << format_bytes(s.value("buffered_bytes", 0.0)) << " of "
               << format_bytes(s.value("buffer_cap", 0.0)) << " cap ("
               << format_bytes(s.value("credit_outstanding", 0.0)) << " credit granted)\n";

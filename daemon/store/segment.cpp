@@ -16,6 +16,7 @@
 #include <limits>
 #include <memory>
 #include <set>
+#include <stdexcept>
 #include <system_error>
 #include <thread>
 
@@ -228,16 +229,22 @@ SegmentInfo write_segment(const std::filesystem::path& path, std::span<const Str
 
 std::vector<SegmentInfo> write_segments(std::span<const SegmentJob> jobs,
                                         const SegmentOptions& options) {
-    h5::init();
-    std::vector<std::unique_ptr<PendingSegment>> pending;
-    pending.reserve(jobs.size());
-    for (const auto& job : jobs)
-        pending.push_back(std::make_unique<PendingSegment>(job.path, job.streams, options));
+    SegmentBatch batch(jobs, options);
+    // The calling thread is one of options.threads: it works in finish().
+    batch.start(std::max(1u, options.threads) - 1);
+    return batch.finish();
+}
 
-    // The raw data: each thread takes the next segment until none is left.
-    std::vector<std::exception_ptr> errors(pending.size());
-    std::atomic<std::size_t> next{0};
-    auto work = [&]() noexcept {
+struct SegmentBatch::State {
+    SegmentOptions options;
+    std::vector<std::unique_ptr<PendingSegment>> pending;
+    std::vector<std::exception_ptr> errors;  // of each pending segment's raw data
+    std::atomic<std::size_t> next{0};        // the next segment nobody has taken
+    std::vector<std::jthread> helpers;
+    bool finished = false;
+
+    // Takes the next segment until none is left.
+    void work() noexcept {
         for (std::size_t i; (i = next.fetch_add(1)) < pending.size();) {
             try {
                 pending[i]->write_data();
@@ -245,36 +252,59 @@ std::vector<SegmentInfo> write_segments(std::span<const SegmentJob> jobs,
                 errors[i] = std::current_exception();
             }
         }
-    };
-    {
-        std::vector<std::jthread> helpers;
-        const std::size_t wanted =
-            std::min<std::size_t>(std::max(1u, options.threads), pending.size());
-        for (std::size_t t = 1; t < wanted; ++t) {
-            try {
-                helpers.emplace_back([&] {
-                    pthread_setname_np(pthread_self(), "segment-writer");
-                    work();
-                });
-            } catch (const std::system_error&) {
-                break;  // no thread to be had: fewer threads do the same work
-            }
+    }
+};
+
+SegmentBatch::SegmentBatch(std::span<const SegmentJob> jobs, const SegmentOptions& options)
+    : state_(std::make_unique<State>()) {
+    h5::init();
+    state_->options = options;
+    state_->pending.reserve(jobs.size());
+    for (const auto& job : jobs)
+        state_->pending.push_back(std::make_unique<PendingSegment>(job.path, job.streams, options));
+    state_->errors.resize(state_->pending.size());
+}
+
+SegmentBatch::~SegmentBatch() {
+    // The helpers may still be writing into the temporary files, which the
+    // pending segments remove once they are gone.
+    state_->helpers.clear();
+}
+
+void SegmentBatch::start(unsigned helpers) {
+    State& s = *state_;
+    const std::size_t wanted = std::min<std::size_t>(helpers, s.pending.size());
+    for (std::size_t t = 0; t < wanted; ++t) {
+        try {
+            s.helpers.emplace_back([&s] {
+                pthread_setname_np(pthread_self(), "segment-writer");
+                s.work();
+            });
+        } catch (const std::system_error&) {
+            break;  // no thread to be had: finish() does the work
         }
-        work();
-    }  // joins the helpers
-    for (const auto& e : errors)
+    }
+}
+
+std::vector<SegmentInfo> SegmentBatch::finish() {
+    State& s = *state_;
+    if (s.finished) throw std::logic_error("SegmentBatch::finish() called twice");
+    s.finished = true;
+    s.work();
+    s.helpers.clear();  // joins them
+    for (const auto& e : s.errors)
         if (e) std::rethrow_exception(e);
 
     std::vector<SegmentInfo> infos;
     std::vector<std::filesystem::path> renamed;
     try {
         std::set<std::filesystem::path> dirs;
-        for (auto& p : pending) {
+        for (auto& p : s.pending) {
             infos.push_back(p->publish());
             renamed.push_back(p->path());
             dirs.insert(p->path().parent_path());
         }
-        if (options.fsync)
+        if (s.options.fsync)
             for (const auto& d : dirs) fsync_directory(d);
     } catch (...) {
         // A rename may not be durable; the contract is that a failed write

@@ -86,9 +86,45 @@ struct SegmentJob {
 // to options.threads of them at once (the calling thread is one of them),
 // then renames them all and fsyncs each directory once. All or nothing: on
 // failure it throws the first error and none of the paths exists. Returns
-// the infos in the order of `jobs`.
+// the infos in the order of `jobs`. The same as SegmentBatch(jobs,
+// options).finish().
 std::vector<SegmentInfo> write_segments(std::span<const SegmentJob> jobs,
                                         const SegmentOptions& options = {});
+
+// write_segments() in two calls, so that the caller can do other work while
+// the raw data goes to disk (the committer records the previous commit):
+//
+//   SegmentBatch batch(jobs, options);  // HDF5: creates the files' structure
+//   batch.start(n);                     // n helper threads write the raw data
+//   ...                                 // anything that does not touch `jobs`
+//   auto infos = batch.finish();        // helps, waits, renames, fsyncs dirs
+//
+// The constructor and finish() call HDF5 and so belong to the writer thread;
+// the helpers call none. `jobs` and the memory its blocks point to must stay
+// valid until finish() returns or the batch is destroyed. All or nothing, as
+// write_segments(): finish() throws the first error, and then, as when a
+// batch is destroyed unfinished (its helpers are waited for), none of the
+// paths exists.
+class SegmentBatch {
+  public:
+    SegmentBatch(std::span<const SegmentJob> jobs, const SegmentOptions& options);
+    ~SegmentBatch();
+    SegmentBatch(const SegmentBatch&) = delete;
+    SegmentBatch& operator=(const SegmentBatch&) = delete;
+
+    // Starts up to `helpers` threads (no more than there are segments) that
+    // write the raw data; returns at once. Called at most once. Fewer
+    // threads when the system has none to give; finish() does the rest.
+    void start(unsigned helpers);
+    // Writes, on the calling thread, whatever segment no helper has taken
+    // yet; joins the helpers; then renames every segment into place and
+    // fsyncs each directory once (with options.fsync). Called at most once.
+    std::vector<SegmentInfo> finish();
+
+  private:
+    struct State;
+    std::unique_ptr<State> state_;
+};
 
 // One part of split_streams(): stream writes for one segment, and for each
 // the number of rows of its stream that earlier parts hold.

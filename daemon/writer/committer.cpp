@@ -159,14 +159,29 @@ void Committer::run() {
     }
 }
 
+// A commit between take() and its outcome: its segments are being written
+// (batch), then it is recorded in the catalog.
+struct Committer::InFlight {
+    PendingCommit p;
+    std::uint64_t ticket = 0;
+    Clock::time_point t0 = Clock::now();
+    std::vector<store::SegmentJob> jobs;
+    std::vector<std::map<std::int64_t, std::uint64_t>> rows_before;  // per job, per stream
+    catalog::CommitRecord rec;
+    std::unique_ptr<store::SegmentBatch> batch;
+    std::vector<fs::path> written;  // segments renamed into place
+    double write_seconds = 0;
+    bool pipelined = false;  // started while the previous commit was recorded
+};
+
 bool Committer::commit_once(std::uint64_t ticket) {
     PendingCommit p = std::move(leftover_);
     leftover_ = PendingCommit{};
     p.merge(buffer_.take());
 
-    CommitOutcome out;
-    out.ticket = ticket;
     if (p.empty()) {
+        CommitOutcome out;
+        out.ticket = ticket;
         {
             std::lock_guard lock(mutex_);
             done_ = std::max(done_, ticket);
@@ -176,17 +191,84 @@ bool Committer::commit_once(std::uint64_t ticket) {
         return true;
     }
 
-    const auto t0 = Clock::now();
-    std::vector<fs::path> written;
-    catalog::CommitRecord rec;
-    double write_seconds = 0;
+    // Commits are pipelined: once a commit's segments are on disk, the next
+    // commit (if one is due already) is taken and its raw data written by
+    // helper threads while this one is recorded in the catalog, its views
+    // rewritten and its outcome reported. The disk then works while the
+    // writer does. Catalog records, views and outcomes stay in commit order.
+    auto cur = std::make_unique<InFlight>();
+    cur->p = std::move(p);
+    cur->ticket = ticket;
+    if (auto error = start_segments(*cur)) {
+        report_failure(error);
+        leftover_ = std::move(cur->p);
+        return false;
+    }
+    for (;;) {
+        std::vector<store::SegmentInfo> infos;
+        try {
+            const auto write_start = Clock::now();
+            infos = cur->batch->finish();
+            cur->write_seconds = std::chrono::duration<double>(Clock::now() - write_start).count();
+            for (const auto& job : cur->jobs) cur->written.push_back(job.path);
+            cur->batch.reset();
+            failpoint("segment-renamed");
+        } catch (const std::exception&) {
+            report_failure(std::current_exception());
+            leftover_ = std::move(cur->p);
+            return false;
+        }
+
+        std::unique_ptr<InFlight> next;
+        std::exception_ptr next_error;
+        if (commit_due(cur->ticket)) {
+            next = std::make_unique<InFlight>();
+            {
+                std::lock_guard lock(mutex_);
+                next->ticket = requested_;
+            }
+            next->p = buffer_.take();
+            next->pipelined = true;
+            if (next->p.empty())
+                next.reset();  // a request for nothing more: answered by the next round
+            else
+                next_error = start_segments(*next);
+        }
+
+        if (auto error = record(*cur, infos)) {
+            report_failure(error);
+            PendingCommit keep = std::move(cur->p);
+            if (next) {
+                next->batch.reset();  // waits for its helpers; no file of it stays
+                keep.merge(std::move(next->p));
+                spdlog::warn("the commit behind the failed one, already under way, is retried "
+                             "with it");
+            }
+            leftover_ = std::move(keep);
+            return false;
+        }
+        if (next_error) {
+            report_failure(next_error);
+            leftover_ = std::move(next->p);
+            return false;
+        }
+        if (!next) return true;
+        cur = std::move(next);
+    }
+}
+
+bool Committer::commit_due(std::uint64_t ticket) const {
+    std::lock_guard lock(mutex_);
+    return stopping_ || requested_ > ticket || buffer_.staged_bytes() >= config_.commit_bytes;
+}
+
+std::exception_ptr Committer::start_segments(InFlight& c) {
     try {
+        const PendingCommit& p = c.p;
         std::map<std::string, std::vector<std::pair<std::int64_t, const StagedRows*>>> by_campaign;
         for (const auto& [id, r] : p.rows) by_campaign[r.campaign].emplace_back(id, &r);
         // One segment per campaign, or several of a large commit, whose raw
-        // data store::write_segments() writes on several threads.
-        std::vector<store::SegmentJob> jobs;
-        std::vector<std::map<std::int64_t, std::uint64_t>> rows_before;  // per job, per stream
+        // data helper threads write (store::SegmentBatch).
         for (const auto& [campaign, streams] : by_campaign) {
             std::vector<store::StreamWrite> writes;
             writes.reserve(streams.size());
@@ -206,34 +288,44 @@ bool Committer::commit_once(std::uint64_t ticket) {
                 seg.segment_id = next_segment_id_++;
                 seg.campaign = campaign;
                 seg.file = campaign + "/seg-" + std::to_string(seg.segment_id) + ".h5";
-                auto& before = rows_before.emplace_back();
+                auto& before = c.rows_before.emplace_back();
                 for (std::size_t i = 0; i < part.streams.size(); ++i)
                     before[part.streams[i].stream_id] = part.rows_before[i];
-                jobs.push_back({config_.data_dir / seg.file, std::move(part.streams)});
-                rec.segments.push_back(std::move(seg));
+                c.jobs.push_back({config_.data_dir / seg.file, std::move(part.streams)});
+                c.rec.segments.push_back(std::move(seg));
             }
         }
-        const auto write_start = Clock::now();
-        auto infos = store::write_segments(
-            jobs, store::SegmentOptions{.fsync = config_.fsync,
-                                        .threads = config_.write_threads,
-                                        // The segments' cached pages (as many as the data)
-                                        // go once fsynced, so that the next commit reuses
-                                        // that memory (store::drop_cached_pages says why).
-                                        // Before the ACK: a client that reads right after
-                                        // its flush() must not have the pages it reads
-                                        // dropped under it.
-                                        .drop_cache = config_.drop_cache});
-        for (const auto& job : jobs) written.push_back(job.path);
-        write_seconds = std::chrono::duration<double>(Clock::now() - write_start).count();
-        failpoint("segment-renamed");
-        for (std::size_t j = 0; j < jobs.size(); ++j) {
+        c.batch = std::make_unique<store::SegmentBatch>(
+            c.jobs, store::SegmentOptions{.fsync = config_.fsync,
+                                          .threads = config_.write_threads,
+                                          // The segments' cached pages (as many as the data)
+                                          // go once fsynced, so that the next commit reuses
+                                          // that memory (store::drop_cached_pages says why).
+                                          // Before the ACK: a client that reads right after
+                                          // its flush() must not have the pages it reads
+                                          // dropped under it.
+                                          .drop_cache = config_.drop_cache});
+        // As many helpers as write threads: the writer thread may be busy
+        // recording the previous commit, and joins in when it calls finish().
+        c.batch->start(config_.write_threads);
+        return nullptr;
+    } catch (const std::exception&) {
+        c.batch.reset();
+        return std::current_exception();
+    }
+}
+
+std::exception_ptr Committer::record(InFlight& c, const std::vector<store::SegmentInfo>& infos) {
+    PendingCommit& p = c.p;
+    catalog::CommitRecord& rec = c.rec;
+    try {
+        for (std::size_t j = 0; j < c.jobs.size(); ++j) {
             auto& seg = rec.segments[j];
             seg.bytes = infos[j].bytes;
             for (const auto& d : infos[j].datasets) {
                 const auto& r = p.rows.at(d.stream_id);
                 seg.extents.push_back({d.stream_id, d.dataset, 0,
-                                       r.first_row + rows_before[j].at(d.stream_id), d.rows,
+                                       r.first_row + c.rows_before[j].at(d.stream_id), d.rows,
                                        d.crc32});
             }
         }
@@ -241,36 +333,18 @@ bool Committer::commit_once(std::uint64_t ticket) {
         rec.declares = p.declares;
         rec.attrs = p.attrs;
         rec.closes = p.closes;
-        for (const auto& [id, c] : p.clients) rec.clients.push_back(c);
+        for (const auto& [id, cl] : p.clients) rec.clients.push_back(cl);
+        failpoint("catalog-commit");
         catalog_.record_commit(rec);
         failpoint("catalog-committed");
-    } catch (const std::exception& e) {
+    } catch (const std::exception&) {
         // Nothing of this attempt is acknowledged: files the catalog does not
         // know are removed now (and would be at restart anyway).
-        for (const auto& f : written) {
+        for (const auto& f : c.written) {
             std::error_code ec;
             fs::remove(f, ec);
         }
-        bool full = false;
-        if (auto* se = dynamic_cast<const store::StoreError*>(&e)) full = se->disk_full();
-        if (auto* ce = dynamic_cast<const catalog::CatalogError*>(&e)) full = ce->disk_full();
-        if (auto* fe = dynamic_cast<const fs::filesystem_error*>(&e))
-            full = fe->code() == std::errc::no_space_on_device;
-        leftover_ = std::move(p);
-        out.ticket = 0;
-        out.ok = false;
-        out.code = full ? proto::ErrorCode::disk_full : proto::ErrorCode::io_error;
-        out.message = std::string(full ? "disk full: " : "I/O error: ") + e.what();
-        spdlog::error("commit failed, data kept in memory and retried: {}", e.what());
-        {
-            std::lock_guard lock(mutex_);
-            stats_.state = full ? "disk_full" : "io_error";
-            stats_.errors++;
-            stats_.last_error = out.message;
-            commit_outcomes_.push_back(std::move(out));
-        }
-        wake_();
-        return false;
+        return std::current_exception();
     }
     buffer_.release(p.bytes);
     // Payloads go before the ACK can: a client reuses its buffer once the
@@ -286,31 +360,35 @@ bool Committer::commit_once(std::uint64_t ticket) {
     }
     for (const auto& [id, r] : p.rows) runs.insert(r.run_id);
     for (const auto& a : p.attrs) runs.insert(a.run_id);
-    for (const auto& c : p.closes) runs.insert(c.run_id);
+    for (const auto& cl : p.closes) runs.insert(cl.run_id);
     for (const auto& d : p.declares) runs.insert(d.run_id);
     const auto views_start = Clock::now();
     write_views(runs, campaigns);
     failpoint("views-written");
     const double view_seconds = std::chrono::duration<double>(Clock::now() - views_start).count();
 
-    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double seconds = std::chrono::duration<double>(Clock::now() - c.t0).count();
+    CommitOutcome out;
+    out.ticket = c.ticket;
     out.bytes = p.bytes;
     out.rows = p.row_count;
     out.segments = rec.segments.size();
     out.seconds = seconds;
-    for (const auto& c : rec.clients) out.clients.emplace_back(c.client_id, c.committed_seq);
+    for (const auto& cl : rec.clients) out.clients.emplace_back(cl.client_id, cl.committed_seq);
     for (const auto& o : p.opens) out.runs.emplace_back(o.client_id, o.handle, o.run_id);
     spdlog::debug(
-        "commit: {} rows, {} bytes, {} segments in {:.3f} s (segments {:.3f} s, views of {} runs "
+        "commit{}: {} rows, {} bytes, {} segments in {:.3f} s (segments {:.3f} s, views of {} runs "
         "{:.3f} s)",
-        out.rows, out.bytes, out.segments, seconds, write_seconds, runs.size(), view_seconds);
+        c.pipelined ? " (pipelined)" : "", out.rows, out.bytes, out.segments, seconds,
+        c.write_seconds, runs.size(), view_seconds);
     {
         std::lock_guard lock(mutex_);
-        done_ = std::max(done_, ticket);
+        done_ = std::max(done_, c.ticket);
         stats_.commits++;
         stats_.rows += p.row_count;
         stats_.bytes += p.bytes;
         stats_.segments += rec.segments.size();
+        if (c.pipelined) stats_.pipelined++;
         stats_.last_at = unix_now();
         stats_.last_seconds = seconds;
         stats_.last_bytes = p.bytes;
@@ -319,7 +397,40 @@ bool Committer::commit_once(std::uint64_t ticket) {
         commit_outcomes_.push_back(std::move(out));
     }
     wake_();
-    return true;
+    return nullptr;
+}
+
+void Committer::report_failure(std::exception_ptr error) {
+    std::string what = "unknown error";
+    bool full = false;
+    try {
+        std::rethrow_exception(error);
+    } catch (const store::StoreError& e) {
+        what = e.what();
+        full = e.disk_full();
+    } catch (const catalog::CatalogError& e) {
+        what = e.what();
+        full = e.disk_full();
+    } catch (const fs::filesystem_error& e) {
+        what = e.what();
+        full = e.code() == std::errc::no_space_on_device;
+    } catch (const std::exception& e) {
+        what = e.what();
+    }
+    CommitOutcome out;
+    out.ticket = 0;
+    out.ok = false;
+    out.code = full ? proto::ErrorCode::disk_full : proto::ErrorCode::io_error;
+    out.message = std::string(full ? "disk full: " : "I/O error: ") + what;
+    spdlog::error("commit failed, data kept in memory and retried: {}", what);
+    {
+        std::lock_guard lock(mutex_);
+        stats_.state = full ? "disk_full" : "io_error";
+        stats_.errors++;
+        stats_.last_error = out.message;
+        commit_outcomes_.push_back(std::move(out));
+    }
+    wake_();
 }
 
 void Committer::write_views(const std::set<std::int64_t>& runs,

@@ -1,12 +1,13 @@
 // The writer thread: the only owner of the read-write Catalog and the only
-// code that writes HDF5 files. It takes what the I/O thread staged, writes
+// code that calls HDF5 to write. It takes what the I/O thread staged, writes
 // one segment per campaign (tmp, fsync, rename, fsync dir; a large commit
 // as several segments whose raw data helper threads write at once, see
-// store::write_segments, which call no HDF5), records it all
+// store::SegmentBatch, which call no HDF5), records it all
 // in one catalog transaction, rewrites the affected views, then reports the
-// outcome so the I/O thread can acknowledge clients. A commit that fails
-// (disk full, I/O error) acknowledges nothing; its data stays in memory and
-// is retried, merged with whatever was staged since.
+// outcome so the I/O thread can acknowledge clients. Commits are pipelined:
+// while one is recorded, the next one's raw data may already be written. A
+// commit that fails (disk full, I/O error) acknowledges nothing; its data
+// stays in memory and is retried, merged with whatever was staged since.
 #pragma once
 
 #include <condition_variable>
@@ -24,6 +25,7 @@
 #include "buffer/staging_buffer.hpp"
 #include "catalog.hpp"
 #include "config.hpp"
+#include "segment.hpp"
 #include "wire.hpp"
 
 namespace simsink::daemon {
@@ -57,6 +59,7 @@ struct CommitStats {
     std::uint64_t rows = 0;
     std::uint64_t bytes = 0;
     std::uint64_t segments = 0;
+    std::uint64_t pipelined = 0;  // commits started while the one before was recorded
     double last_at = 0;
     double last_seconds = 0;
     std::uint64_t last_bytes = 0;
@@ -91,8 +94,23 @@ class Committer {
     std::exception_ptr failure() const;
 
   private:
+    struct InFlight;
+
     void run();
+    // Commits what is staged (and, pipelined, whatever becomes due while it
+    // is being recorded). False when a commit failed: its data is kept in
+    // leftover_ and retried.
     bool commit_once(std::uint64_t ticket);
+    // Is a commit due now, beyond the one taken with `ticket`?
+    bool commit_due(std::uint64_t ticket) const;
+    // Plans c's segments, creates them (HDF5) and starts writing their raw
+    // data on helper threads. Returns the error, if any; c.p is untouched.
+    std::exception_ptr start_segments(InFlight& c);
+    // Once c's segments are in place: the catalog transaction, the views and
+    // the outcome. Returns the error, if any, having removed c's segments;
+    // c.p then holds all of c's data still.
+    std::exception_ptr record(InFlight& c, const std::vector<store::SegmentInfo>& infos);
+    void report_failure(std::exception_ptr error);
     void write_views(const std::set<std::int64_t>& runs, const std::set<std::string>& campaigns);
 
     const Config& config_;

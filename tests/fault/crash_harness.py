@@ -44,8 +44,8 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CAMPAIGN = "crash"
-FAILPOINTS = ("segment-renamed=0.004,catalog-committed=0.004,views-written=0.004,"
-              "compact-written=0.08,compact-committed=0.08")
+FAILPOINTS = ("segment-renamed=0.004,catalog-commit=0.004,catalog-committed=0.004,"
+              "views-written=0.004,compact-written=0.08,compact-committed=0.08")
 
 
 class Failure(Exception):

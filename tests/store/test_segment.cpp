@@ -649,3 +649,55 @@ TEST_CASE("write_segments is all or nothing: one failing segment leaves none", "
     CHECK(read_raw(dir / "a/seg-1.h5", "/s1") == rows);
     CHECK(read_raw(dir / "b/seg-2.h5", "/s1") == rows);
 }
+
+TEST_CASE("a SegmentBatch writes on its helpers while the caller goes on, then publishes",
+          "[segment][parallel]") {
+    TempDir dir;
+    std::vector<std::vector<unsigned char>> big;
+    for (unsigned i = 0; i < 16; ++i) big.push_back(values(DType::float64, 1 << 14, i));
+    std::vector<StreamWrite> writes{stream_write(1, DType::float64, {}, pointers(big))};
+    auto parts = split_streams(writes, 3, 64 << 10);
+    REQUIRE(parts.size() == 3);
+    std::vector<SegmentJob> jobs;
+    for (std::size_t j = 0; j < parts.size(); ++j)
+        jobs.push_back({dir / ("seg-" + std::to_string(j + 1) + ".h5"), parts[j].streams});
+
+    for (unsigned helpers : {0u, 1u, 3u}) {
+        INFO(helpers << " helpers");
+        for (const auto& job : jobs) fs::remove(job.path);
+        SegmentBatch batch(jobs, SegmentOptions{.fsync = true});
+        batch.start(helpers);
+        // Until finish(), no segment is in place: a crash now leaves only
+        // temporary files, which recovery removes.
+        for (const auto& job : jobs) CHECK_FALSE(fs::exists(job.path));
+        auto infos = batch.finish();
+        REQUIRE(infos.size() == jobs.size());
+        CHECK(no_tmp_files(dir.path()));
+        std::vector<unsigned char> stream1;
+        for (std::size_t j = 0; j < jobs.size(); ++j) {
+            REQUIRE(infos[j].datasets.size() == 1);
+            auto raw = read_raw(jobs[j].path, "/s1");
+            CHECK(infos[j].datasets[0].crc32 == zlib_crc({raw}));
+            stream1.insert(stream1.end(), raw.begin(), raw.end());
+        }
+        CHECK(stream1 == concat(big));
+        CHECK_THROWS_AS(batch.finish(), std::logic_error);
+    }
+    CHECK(open_hdf5_objects() == 0);
+}
+
+TEST_CASE("a SegmentBatch given up before finish() leaves no file", "[segment][fault]") {
+    TempDir dir;
+    auto rows = values(DType::float64, 1 << 18, 2);  // 2 MiB
+    std::vector<StreamWrite> writes{stream_write(1, DType::float64, {}, {&rows})};
+    std::vector<SegmentJob> jobs{{dir / "seg-1.h5", writes}, {dir / "seg-2.h5", writes}};
+    for (unsigned helpers : {0u, 2u}) {
+        INFO(helpers << " helpers");
+        {
+            SegmentBatch batch(jobs, SegmentOptions{.fsync = true});
+            batch.start(helpers);
+        }  // waits for the helpers, removes their temporary files
+        CHECK(fs::is_empty(dir.path()));
+    }
+    CHECK(open_hdf5_objects() == 0);
+}

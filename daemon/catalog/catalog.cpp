@@ -559,16 +559,28 @@ std::vector<std::int64_t> Catalog::campaign_runs(const std::string& campaign) co
 }
 
 RunView Catalog::run_view(std::int64_t run_id) const {
+    return std::move(run_views(std::span<const std::int64_t>(&run_id, 1)).front());
+}
+
+std::vector<RunView> Catalog::run_views(std::span<const std::int64_t> run_ids) const {
     assert(impl_);
     sqlite3* db = impl_->db.get();
-    const std::string what = "reading run " + std::to_string(run_id);
+    const std::string what = "reading run views";
     sqlite::ReadTransaction snapshot(db);
-    RunView v;
-    v.run_id = run_id;
-    {
-        Statement run(db, sql::kRunGet, what);
+    Statement run(db, sql::kRunGet, what);
+    Statement params(db, sql::kRunParams, what + " params");
+    Statement results(db, sql::kRunResults, what + " results");
+    Statement streams(db, sql::kRunStreams, what + " streams");
+    Statement extents(db, sql::kStreamExtents, what + " extents");
+    std::vector<RunView> out;
+    out.reserve(run_ids.size());
+    for (const std::int64_t run_id : run_ids) {
+        RunView& v = out.emplace_back();
+        v.run_id = run_id;
         run.bind(1, run_id);
-        if (!run.step()) throw CatalogError(what + ": no such run", SQLITE_NOTFOUND);
+        if (!run.step())
+            throw CatalogError("reading run " + std::to_string(run_id) + ": no such run",
+                               SQLITE_NOTFOUND);
         v.campaign = run.column_text(0);
         v.status = run.column_text(1);
         v.host = run.column_text(2);
@@ -577,40 +589,40 @@ RunView Catalog::run_view(std::int64_t run_id) const {
         v.ended = run.column_is_null(5) ? 0 : run.column_double(5);
         v.reason = run.column_text(6);
         v.attrs = run.column_json(7, Json::object());
-    }
-    Statement params(db, sql::kRunParams, what + " params");
-    params.bind(1, run_id);
-    v.params = sqlite::read_typed_fields(params);
-    Statement results(db, sql::kRunResults, what + " results");
-    results.bind(1, run_id);
-    v.results = sqlite::read_typed_fields(results);
+        run.reset();
+        params.bind(1, run_id);
+        v.params = sqlite::read_typed_fields(params);
+        params.reset();
+        results.bind(1, run_id);
+        v.results = sqlite::read_typed_fields(results);
+        results.reset();
 
-    Statement streams(db, sql::kRunStreams, what + " streams");
-    Statement extents(db, sql::kStreamExtents, what + " extents");
-    streams.bind(1, run_id);
-    while (streams.step()) {
-        StreamView s;
-        s.stream_id = streams.column_int64(0);
-        s.key = streams.column_text(1);
-        s.kind = parse_kind(streams.column_text(2));
-        s.dtype = parse_stored_dtype(streams.column_text(3));
-        s.shape = parse_shape(streams.column_json(4, Json()));
-        s.rows = streams.column_u64(5);
-        s.attrs = streams.column_json(6, Json::object());
-        extents.bind(1, s.stream_id);
-        while (extents.step()) {
-            Extent e;
-            e.file = extents.column_text(0);
-            e.dataset = extents.column_text(1);
-            e.src_row = extents.column_u64(2);
-            e.dst_row = extents.column_u64(3);
-            e.rows = extents.column_u64(4);
-            s.extents.push_back(std::move(e));
+        streams.bind(1, run_id);
+        while (streams.step()) {
+            StreamView s;
+            s.stream_id = streams.column_int64(0);
+            s.key = streams.column_text(1);
+            s.kind = parse_kind(streams.column_text(2));
+            s.dtype = parse_stored_dtype(streams.column_text(3));
+            s.shape = parse_shape(streams.column_json(4, Json()));
+            s.rows = streams.column_u64(5);
+            s.attrs = streams.column_json(6, Json::object());
+            extents.bind(1, s.stream_id);
+            while (extents.step()) {
+                Extent e;
+                e.file = extents.column_text(0);
+                e.dataset = extents.column_text(1);
+                e.src_row = extents.column_u64(2);
+                e.dst_row = extents.column_u64(3);
+                e.rows = extents.column_u64(4);
+                s.extents.push_back(std::move(e));
+            }
+            extents.reset();
+            v.streams.push_back(std::move(s));
         }
-        extents.reset();
-        v.streams.push_back(std::move(s));
+        streams.reset();
     }
-    return v;
+    return out;
 }
 
 std::vector<LoadedRun> Catalog::running_runs() const {

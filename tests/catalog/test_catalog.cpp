@@ -503,6 +503,56 @@ TEST_CASE("run_view orders streams by key and extents by dst_row") {
     CHECK(z[1].file == "sweep/seg-1.h5");
 }
 
+TEST_CASE("run_views reads several runs as run_view reads each, and names a missing one") {
+    TempDir dir;
+    Catalog cat(dir.catalog());
+    CommitRecord c;
+    c.opens.push_back(run_open(1, "sweep", {{"beta", 1.5}}));
+    c.opens.push_back(run_open(2, "sweep", {{"beta", 2.5}}));
+    c.opens.push_back(run_open(3, "other"));
+    c.declares.push_back(stream_declare(10, 1, "y"));
+    c.declares.push_back(stream_declare(11, 2, "y", "c0ffee", 2));
+    c.declares.push_back(stream_declare(12, 2, "z", "c0ffee", 3));
+    c.segments.push_back(segment(1, "sweep", {extent(10, 0, 4), extent(11, 0, 7)}));
+    c.segments.push_back(segment(2, "sweep", {extent(11, 7, 2), extent(12, 0, 1)}));
+    cat.record_commit(c);
+
+    const std::vector<std::int64_t> ids{2, 3, 1};
+    const auto views = cat.run_views(ids);
+    REQUIRE(views.size() == 3);
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        INFO("run " << ids[i]);
+        const RunView one = cat.run_view(ids[i]);
+        const RunView& v = views[i];
+        CHECK(v.run_id == ids[i]);
+        CHECK(v.campaign == one.campaign);
+        CHECK(v.params == one.params);
+        REQUIRE(v.streams.size() == one.streams.size());
+        for (std::size_t k = 0; k < v.streams.size(); ++k) {
+            CHECK(v.streams[k].key == one.streams[k].key);
+            CHECK(v.streams[k].rows == one.streams[k].rows);
+            REQUIRE(v.streams[k].extents.size() == one.streams[k].extents.size());
+            for (std::size_t e = 0; e < v.streams[k].extents.size(); ++e) {
+                CHECK(v.streams[k].extents[e].file == one.streams[k].extents[e].file);
+                CHECK(v.streams[k].extents[e].dst_row == one.streams[k].extents[e].dst_row);
+            }
+        }
+    }
+    // Each run gets its own rows, not the previous run's.
+    CHECK(views[0].params.at("beta") == 2.5);
+    REQUIRE(views[0].streams.size() == 2);
+    CHECK(views[0].streams[0].rows == 9);
+    CHECK(views[0].streams[0].extents.size() == 2);
+    CHECK(views[1].streams.empty());
+    CHECK(views[2].params.at("beta") == 1.5);
+    REQUIRE(views[2].streams.size() == 1);
+    CHECK(views[2].streams[0].rows == 4);
+
+    const std::vector<std::int64_t> with_missing{1, 99};
+    CHECK_THROWS_WITH(cat.run_views(with_missing), Catch::Contains("run 99: no such run"));
+    CHECK(cat.run_views({}).empty());
+}
+
 TEST_CASE("campaigns and campaign runs are listed in ascending id order") {
     TempDir dir;
     Catalog cat(dir.catalog());

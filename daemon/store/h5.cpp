@@ -521,15 +521,23 @@ MemoryFile::MemoryFile(const std::filesystem::path& name) : name_(name) {
 }
 
 void MemoryFile::save(const std::filesystem::path& target) {
+    const auto bytes = image();
+    save_image(target, bytes);
+}
+
+std::vector<std::byte> MemoryFile::image() {
     Site site{name_};
     check(site, "flush", [&] { return H5Fflush(file_.id(), H5F_SCOPE_LOCAL); });
     auto size = check(site, "get the image size of",
                       [&] { return H5Fget_file_image(file_.id(), nullptr, 0); });
-    std::vector<std::byte> image(static_cast<std::size_t>(size));
+    std::vector<std::byte> bytes(static_cast<std::size_t>(size));
     check(site, "get the image of",
-          [&] { return H5Fget_file_image(file_.id(), image.data(), image.size()); });
+          [&] { return H5Fget_file_image(file_.id(), bytes.data(), bytes.size()); });
     file_.reset();  // in memory: nothing to write, nothing can fail on disk
+    return bytes;
+}
 
+void save_image(const std::filesystem::path& target, std::span<const std::byte> image) {
     const auto tmp = tmp_path_for(target);
     write_whole_file(tmp, image);
     if (::rename(tmp.c_str(), target.c_str()) != 0) {

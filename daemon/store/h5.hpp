@@ -252,12 +252,19 @@ class MemoryFile {
     // Writes the image to "<target>.tmp" and renames it to `target`, without
     // fsync (views are rebuilt from the catalog after a crash). The temporary
     // file is removed on failure. The file is closed afterwards.
+    // save(target) is save_image(target, image()).
     void save(const std::filesystem::path& target);
+    // Flushes the file, returns its image, and closes it (no disk I/O).
+    std::vector<std::byte> image();
 
   private:
     std::filesystem::path name_;
     File file_;
 };
+
+// The disk half of MemoryFile::save(): "<target>.tmp", then rename. Calls
+// no HDF5, so any thread may run it.
+void save_image(const std::filesystem::path& target, std::span<const std::byte> image);
 
 // Writes `bytes` to `path` with open(2)/write(2)/close(2), checking each;
 // removes the file and throws StoreError on failure.

@@ -310,6 +310,14 @@ std::string campaign_view_file(const std::string& campaign) {
 }
 
 void write_run_view(const std::filesystem::path& data_dir, const RunView& run) {
+    save_view(run_view_image(data_dir, run));
+}
+
+void save_view(const ViewImage& image) {
+    h5::save_image(image.target, image.bytes);
+}
+
+ViewImage run_view_image(const std::filesystem::path& data_dir, const RunView& run) {
     h5::init();
     const std::filesystem::path rel = run_view_file(run.campaign, run.run_id);
     const std::filesystem::path target = data_dir / rel;
@@ -348,7 +356,7 @@ void write_run_view(const std::filesystem::path& data_dir, const RunView& run) {
             create_stream_dataset(f, *sv, rel.parent_path(), site);
         }
     }
-    file.save(target);
+    return ViewImage{target, file.image()};
 }
 
 void write_campaign_view(const std::filesystem::path& data_dir, const std::string& campaign,

@@ -9,6 +9,7 @@
 // Thread safety: writer thread only (HDF5).
 #pragma once
 
+#include <cstddef>
 #include <filesystem>
 #include <functional>
 #include <span>
@@ -35,6 +36,18 @@ std::string campaign_view_file(const std::string& campaign);
 // invalid is left out of the view, as is an array not written yet (rows 0).
 // docs/storage.md has the layout.
 void write_run_view(const std::filesystem::path& data_dir, const RunView& run);
+
+// write_run_view() in two halves: the HDF5 half builds the file in memory
+// (writer thread only, as every HDF5 call), the other writes it to disk and
+// calls no HDF5, so another thread can save one view while the next is
+// built. write_run_view(d, run) is save_view(run_view_image(d, run)).
+struct ViewImage {
+    std::filesystem::path target;  // the view file
+    std::vector<std::byte> bytes;  // its complete HDF5 image
+};
+ViewImage run_view_image(const std::filesystem::path& data_dir, const RunView& run);
+// "<target>.tmp", then renamed to target, no fsync; throws StoreError.
+void save_view(const ViewImage& image);
 
 // For `simsink verify`: checks the run view on disk against `run` (as the
 // catalog has it): that it opens, that every stream and array it should hold

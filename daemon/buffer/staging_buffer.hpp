@@ -28,6 +28,9 @@ struct Payload {
     const void* data = nullptr;
     std::size_t bytes = 0;
     std::uint64_t rows = 0;
+    // The bytes are in a shared mapping of a client's arena (the shm lane):
+    // dropping their page-table entries (MADV_DONTNEED) loses nothing.
+    bool shared_mapping = false;
 };
 
 // The rows of one stream staged since the last take(): contiguous stream

@@ -527,6 +527,7 @@ struct Server::Impl {
             auto hold = std::make_shared<Hold>(arena, r);  // in place: no temporary to release
             p.data = arena->base() + r.offset;
             p.bytes = r.length;
+            p.shared_mapping = true;
             p.owner = std::shared_ptr<const void>(hold, p.data);
             return p;
         }

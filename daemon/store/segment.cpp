@@ -1,6 +1,7 @@
 #include "segment.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <pthread.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -123,6 +124,16 @@ std::vector<Planned> plan(const std::filesystem::path& path, std::span<const Str
     return planned;
 }
 
+// Drops the page-table entries of the whole pages inside [data, data +
+// bytes) of a shared mapping (RowBlock::drop_mapping_after_write). Best
+// effort: the pages go at the latest when the block's owner lets go.
+void drop_mapping(const unsigned char* data, std::size_t bytes) noexcept {
+    static const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const auto begin = (reinterpret_cast<std::uintptr_t>(data) + page - 1) & ~(page - 1);
+    const auto end = (reinterpret_cast<std::uintptr_t>(data) + bytes) & ~(page - 1);
+    if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 // Creates the dataset of `p` with its storage allocated now, as one
 // contiguous extent, and returns where in the file that extent starts (0
 // when the dataset holds no bytes).
@@ -191,6 +202,10 @@ class PendingSegment {
                     at += n;
                     done += n;
                 }
+                // Here, on a helper thread and before the fsync, rather than
+                // on the writer thread after the commit (docs/performance.md,
+                // sixth round).
+                if (b.drop_mapping_after_write) drop_mapping(data, b.bytes);
             }
             info_.datasets.push_back(SegmentDataset{p.write->stream_id, p.name, p.rows, crc});
         }

@@ -23,6 +23,12 @@ struct RowBlock {
     const void* data = nullptr;
     std::size_t bytes = 0;
     std::uint64_t rows = 0;
+    // `data` lies in a shared file mapping (a client's arena) whose page-
+    // table entries the writer may drop once the block is written: the
+    // bytes stay in the file, a later read faults them back in. Only whole
+    // pages inside the block are dropped. Never set it for private memory,
+    // where MADV_DONTNEED discards the contents.
+    bool drop_mapping_after_write = false;
 };
 
 // All rows of one stream that go into one segment. For an array, `shape` is

@@ -360,7 +360,8 @@ std::exception_ptr Committer::start_segments(InFlight& c) {
                 w.kind = r->kind;
                 w.dtype = r->dtype;
                 w.shape = r->shape;
-                for (const auto& b : r->blocks) w.blocks.push_back({b.data, b.bytes, b.rows});
+                for (const auto& b : r->blocks)
+                    w.blocks.push_back({b.data, b.bytes, b.rows, b.shared_mapping});
                 writes.push_back(std::move(w));
             }
             fs::create_directories(config_.data_dir / campaign);

@@ -701,3 +701,67 @@ TEST_CASE("a SegmentBatch given up before finish() leaves no file", "[segment][f
     }
     CHECK(open_hdf5_objects() == 0);
 }
+
+namespace {
+
+// Resident KiB of the mapping that starts at `start` (/proc/self/smaps "Rss").
+long mapped_kib(const void* start) {
+    std::FILE* f = std::fopen("/proc/self/smaps", "r");
+    REQUIRE(f);
+    char line[512];
+    bool in_vma = false;
+    long rss = -1;
+    const auto want = reinterpret_cast<std::uintptr_t>(start);
+    while (std::fgets(line, sizeof line, f)) {
+        unsigned long lo = 0, hi = 0;
+        if (std::sscanf(line, "%lx-%lx ", &lo, &hi) == 2) in_vma = lo == want;  // a VMA's header
+        if (in_vma && std::strncmp(line, "Rss:", 4) == 0) {
+            rss = std::atol(line + 4);
+            break;
+        }
+    }
+    std::fclose(f);
+    return rss;
+}
+
+}  // namespace
+
+TEST_CASE("blocks in a shared mapping are written, then their page-table entries dropped",
+          "[segment]") {
+    TempDir dir;
+    constexpr std::size_t kBytes = 4 << 20;
+    const int fd = ::memfd_create("segment-test", MFD_CLOEXEC);
+    REQUIRE(fd >= 0);
+    REQUIRE(::ftruncate(fd, kBytes) == 0);
+    auto* rw = static_cast<unsigned char*>(
+        ::mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    REQUIRE(rw != MAP_FAILED);
+    auto expected = values(DType::float64, kBytes / 8, 7);
+    std::memcpy(rw, expected.data(), kBytes);
+    // The daemon's view of a client's arena: read-only, populated.
+    const auto* ro = static_cast<const unsigned char*>(
+        ::mmap(nullptr, kBytes, PROT_READ, MAP_SHARED, fd, 0));
+    REQUIRE(ro != MAP_FAILED);
+    REQUIRE(::madvise(const_cast<unsigned char*>(ro), kBytes, MADV_POPULATE_READ) == 0);
+    CHECK(mapped_kib(ro) >= 4000);
+
+    // Two blocks of one stream, the first not ending on a page boundary.
+    constexpr std::size_t kFirst = 1000 * 8 * 100;  // 100 rows of 1000 float64
+    std::vector<StreamWrite> writes{StreamWrite{1, StreamKind::stream, DType::float64, {1000}, {}}};
+    writes[0].blocks.push_back(RowBlock{ro, kFirst, 100, true});
+    writes[0].blocks.push_back(RowBlock{ro + kFirst, 8000 * 52, 52, true});
+    const std::size_t written = kFirst + 8000 * 52;
+    write_segment(dir / "seg.h5", writes);
+
+    // Only the partial pages at the blocks' ends may still be mapped.
+    // The part of the arena past the blocks stays mapped.
+    CHECK(mapped_kib(ro) <= 3 * 4 + (kBytes - written) / 1024 + 4);
+    // The segment holds the bytes, and the arena still does too.
+    auto raw = read_raw(dir / "seg.h5", "/s1");
+    REQUIRE(raw.size() == written);
+    CHECK(std::memcmp(raw.data(), expected.data(), written) == 0);
+    CHECK(std::memcmp(ro, expected.data(), kBytes) == 0);
+    ::munmap(const_cast<unsigned char*>(ro), kBytes);
+    ::munmap(rw, kBytes);
+    ::close(fd);
+}

@@ -105,6 +105,8 @@ void apply(Config& c, const std::string& key, const std::string& v) {
         c.fsync = parse_bool(key, v);
     else if (key == "drop-cache")
         c.drop_cache = parse_bool(key, v);
+    else if (key == "direct-io")
+        c.direct_io = parse_bool(key, v);
     else if (key == "write-threads")
         c.write_threads = parse_count(key, v, 64);
     else if (key == "write-split-bytes")
@@ -173,6 +175,8 @@ Options (each can also be a "key = value" line in the --config file):
   --fsync BOOL               fsync segments (default true; false loses durability)
   --drop-cache BOOL          drop committed segments from the page cache once
                              acknowledged (default true; readers read from disk)
+  --direct-io BOOL           write large datasets with O_DIRECT, past the page
+                             cache (default false)
   --write-threads N          write a large commit as up to N segments at once
                              (default: the number of cores, at most 4)
   --write-split-bytes SIZE   each of those segments at least SIZE (default 32M)

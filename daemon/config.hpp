@@ -39,6 +39,8 @@ struct Config {
     // Drop committed segments from the page cache once fsynced and
     // acknowledged (they are read later, if at all); only with fsync.
     bool drop_cache = true;
+    // Write the raw data of large datasets with O_DIRECT (store::SegmentOptions).
+    bool direct_io = false;
     // Threads that write the raw data of one commit's segments at once: a
     // campaign's part of a commit is split into up to this many segments of
     // at least write_split_bytes each (docs/performance.md, "Fifth round").

@@ -383,10 +383,13 @@ File open_read_only(const std::filesystem::path& path) {
         check(site, "open", [&] { return H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT); })};
 }
 
-TmpFile::TmpFile(std::filesystem::path tmp_path) : path_(std::move(tmp_path)) {
+TmpFile::TmpFile(std::filesystem::path tmp_path, bool align_large) : path_(std::move(tmp_path)) {
     Site site{path_};
     try {
         PropList fapl = file_access(site);
+        if (align_large)
+            check(site, "set the alignment of",
+                  [&] { return H5Pset_alignment(fapl.id(), kAlignThreshold, kDirectAlign); });
         check(site, "set the close degree of",
               [&] { return H5Pset_fclose_degree(fapl.id(), H5F_CLOSE_SEMI); });
         // Without a sieve buffer, H5Dwrite sends raw data straight to the
@@ -408,6 +411,7 @@ TmpFile::TmpFile(std::filesystem::path tmp_path) : path_(std::move(tmp_path)) {
 TmpFile::~TmpFile() {
     if (file_.valid()) abandon(file_);
     if (raw_fd_ >= 0) ::close(raw_fd_);
+    if (direct_fd_ >= 0) ::close(direct_fd_);
     if (!renamed_) {
         std::error_code ec;
         std::filesystem::remove(path_, ec);
@@ -467,6 +471,26 @@ void TmpFile::close_metadata() {
     }
     file_.release();
     raw_fd_ = reopen_after_close(site);
+    if (direct_requested_) {
+        direct_fd_ = ::open(path_.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+        if (direct_fd_ < 0 && errno != EINVAL) fail_errno(site, "reopen with O_DIRECT", errno);
+    }
+}
+
+void TmpFile::write_direct(std::uint64_t offset, const void* data, std::size_t bytes) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    while (bytes > 0) {
+        const ssize_t n = ::pwrite(direct_fd_, p, bytes, static_cast<off_t>(offset));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            fail_errno(Site{path_}, "write (O_DIRECT)", errno);
+        }
+        // A short direct write ends on a block boundary; the rest follows.
+        if (n == 0 || n % kDirectAlign != 0) fail_errno(Site{path_}, "write (O_DIRECT)", EIO);
+        p += n;
+        offset += static_cast<std::uint64_t>(n);
+        bytes -= static_cast<std::size_t>(n);
+    }
 }
 
 void TmpFile::write_raw(std::uint64_t offset, const void* data, std::size_t bytes) {
@@ -494,6 +518,8 @@ void TmpFile::write_raw(std::uint64_t offset, const void* data, std::size_t byte
 
 void TmpFile::finish_raw(bool fsync) {
     Site site{path_};
+    if (direct_fd_ >= 0 && ::close(std::exchange(direct_fd_, -1)) != 0)
+        fail_errno(site, "close (O_DIRECT)", errno);
     const int fd = std::exchange(raw_fd_, -1);
     if (fsync && ::fsync(fd) != 0) {
         const int e = errno;

@@ -183,7 +183,11 @@ File open_read_only(const std::filesystem::path& path);
 // the file open behind our back.
 class TmpFile {
   public:
-    explicit TmpFile(std::filesystem::path tmp_path);
+    // With `align_large`, every object of kAlignThreshold bytes or more
+    // (the large datasets' storage) starts on a kDirectAlign boundary, so
+    // that it can be written with direct I/O.
+    explicit TmpFile(std::filesystem::path tmp_path, bool align_large = false);
+    static constexpr std::uint64_t kAlignThreshold = std::uint64_t{64} << 10;
     TmpFile(TmpFile&&) = delete;
     TmpFile& operator=(TmpFile&&) = delete;
     ~TmpFile();
@@ -224,6 +228,16 @@ class TmpFile {
     // fsyncs (when asked) and closes the descriptor.
     void finish_raw(bool fsync);
 
+    // Direct I/O for raw data (O_DIRECT: from the caller's memory to the
+    // disk, no page cache). Asked for before close_metadata(), which then
+    // opens a second descriptor with O_DIRECT; a file system that refuses
+    // it (EINVAL) leaves direct_io() false, and callers write buffered.
+    void request_direct_io(bool on) noexcept { direct_requested_ = on; }
+    bool direct_io() const noexcept { return direct_fd_ >= 0; }
+    // Offset, address and size must be multiples of kDirectAlign.
+    void write_direct(std::uint64_t offset, const void* data, std::size_t bytes);
+    static constexpr std::uint64_t kDirectAlign = 4096;
+
   private:
     // After HDF5 closed the file: opens it for writing and gives back the
     // preallocated blocks past its end.
@@ -237,6 +251,8 @@ class TmpFile {
     std::uint64_t unsubmitted_ = 0;
     int fd_ = -1;      // the file's descriptor in HDF5's sec2 driver, while open
     int raw_fd_ = -1;  // our own descriptor, in raw mode
+    bool direct_requested_ = false;
+    int direct_fd_ = -1;  // our own O_DIRECT descriptor, in raw mode, if asked and possible
 };
 
 // A file built in memory (core driver, no backing store) and written to disk

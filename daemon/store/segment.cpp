@@ -1,8 +1,8 @@
 #include "segment.hpp"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -13,9 +13,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <stdexcept>
 #include <system_error>
@@ -134,6 +137,56 @@ void drop_mapping(const unsigned char* data, std::size_t bytes) noexcept {
     if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
+// Checksummed and copied into the bounce buffer this much at a time, so
+// that the copy reads what the checksum has just brought into the cache.
+constexpr std::size_t kCopyPiece = std::size_t{256} << 10;
+
+// An aligned buffer for direct I/O, taken from a small pool that keeps
+// memory already touched (fresh memory is slow on VMs: docs/performance.md),
+// and given back when it goes.
+class BounceBuffer {
+  public:
+    static constexpr std::size_t kBytes = std::size_t{8} << 20;
+    BounceBuffer() {
+        {
+            std::lock_guard lock(pool_mutex());
+            auto& pool = free_buffers();
+            if (!pool.empty()) {
+                data_ = pool.back();
+                pool.pop_back();
+            }
+        }
+        if (!data_) {
+            data_ =
+                static_cast<unsigned char*>(std::aligned_alloc(h5::TmpFile::kDirectAlign, kBytes));
+            if (!data_) throw std::bad_alloc();
+        }
+    }
+    ~BounceBuffer() {
+        std::lock_guard lock(pool_mutex());
+        auto& pool = free_buffers();
+        if (pool.size() < kPoolMax)
+            pool.push_back(data_);
+        else
+            std::free(data_);
+    }
+    BounceBuffer(const BounceBuffer&) = delete;
+    BounceBuffer& operator=(const BounceBuffer&) = delete;
+    unsigned char* data() const noexcept { return data_; }
+
+  private:
+    static constexpr std::size_t kPoolMax = 4;  // 32 MiB kept at most
+    static std::mutex& pool_mutex() {
+        static std::mutex m;
+        return m;
+    }
+    static std::vector<unsigned char*>& free_buffers() {
+        static std::vector<unsigned char*> v;
+        return v;
+    }
+    unsigned char* data_ = nullptr;
+};
+
 // Creates the dataset of `p` with its storage allocated now, as one
 // contiguous extent, and returns where in the file that extent starts (0
 // when the dataset holds no bytes).
@@ -176,9 +229,11 @@ class PendingSegment {
         : path_(path), options_(options) {
         std::uint64_t data_bytes = 0;
         planned_ = plan(path, streams, data_bytes);
-        file_ = std::make_unique<h5::TmpFile>(h5::tmp_path_for(path));
-        file_->preallocate(data_bytes + kFileOverhead + kDatasetOverhead * planned_.size());
+        file_ = std::make_unique<h5::TmpFile>(h5::tmp_path_for(path), options.direct_io);
+        file_->preallocate(data_bytes + (kFileOverhead + kDatasetOverhead * planned_.size()) +
+                           (options.direct_io ? h5::TmpFile::kDirectAlign * planned_.size() : 0));
         file_->set_early_writeback(options.fsync);
+        file_->request_direct_io(options.direct_io);
         for (const auto& p : planned_) offsets_.push_back(create_dataset(*file_, p));
         file_->close_metadata();
     }
@@ -189,6 +244,11 @@ class PendingSegment {
     void write_data() {
         for (std::size_t i = 0; i < planned_.size(); ++i) {
             const Planned& p = planned_[i];
+            if (file_->direct_io() && p.bytes >= h5::TmpFile::kAlignThreshold &&
+                offsets_[i] % h5::TmpFile::kDirectAlign == 0) {
+                write_direct(p, offsets_[i]);
+                continue;
+            }
             std::uint32_t crc = crc_update(0, nullptr, 0);
             std::uint64_t at = offsets_[i];
             for (const auto& b : p.write->blocks) {
@@ -214,6 +274,39 @@ class PendingSegment {
         std::error_code ec;
         info_.bytes = std::filesystem::file_size(file_->path(), ec);
         if (ec) h5::fail_errno(h5::Site{file_->path()}, "get the size of", ec.value());
+    }
+
+    // One dataset with direct I/O: its blocks are checksummed and copied
+    // into an aligned bounce buffer, piece by piece while the piece is in
+    // the CPU cache; each full buffer goes to disk with O_DIRECT. The last
+    // whole blocks of 4 KiB do too; the bytes after them are written
+    // buffered (and reach the disk with the fsync).
+    void write_direct(const Planned& p, std::uint64_t at) {
+        BounceBuffer bounce;
+        unsigned char* buf = bounce.data();
+        std::size_t fill = 0;
+        std::uint32_t crc = crc_update(0, nullptr, 0);
+        for (const auto& b : p.write->blocks) {
+            const auto* data = static_cast<const unsigned char*>(b.data);
+            for (std::size_t done = 0; done < b.bytes;) {
+                const std::size_t n =
+                    std::min({b.bytes - done, BounceBuffer::kBytes - fill, kCopyPiece});
+                crc = crc_update(crc, data + done, n);
+                std::memcpy(buf + fill, data + done, n);
+                fill += n;
+                done += n;
+                if (fill == BounceBuffer::kBytes) {
+                    file_->write_direct(at, buf, fill);
+                    at += fill;
+                    fill = 0;
+                }
+            }
+            if (b.drop_mapping_after_write) drop_mapping(data, b.bytes);
+        }
+        const std::size_t whole = fill / h5::TmpFile::kDirectAlign * h5::TmpFile::kDirectAlign;
+        if (whole > 0) file_->write_direct(at, buf, whole);
+        if (fill > whole) file_->write_raw(at + whole, buf + whole, fill - whole);
+        info_.datasets.push_back(SegmentDataset{p.write->stream_id, p.name, p.rows, crc});
     }
 
     SegmentInfo publish() {

@@ -61,6 +61,10 @@ struct SegmentOptions {
     // fsynced (drop_cached_pages), on the thread that wrote it, so that
     // several segments are dropped at once too.
     bool drop_cache = false;
+    // Write the raw data of large datasets with O_DIRECT, through an aligned
+    // bounce buffer, instead of through the page cache (docs/storage.md).
+    // Where the file system refuses O_DIRECT, writes are buffered.
+    bool direct_io = false;
 };
 
 // Writes `path` atomically: creates "<path>.tmp", writes one contiguous

@@ -323,8 +323,9 @@ bool Committer::commit_once(std::uint64_t ticket) {
             if (next) {
                 next->batch.reset();  // waits for its helpers; no file of it stays
                 keep.merge(std::move(next->p));
-                spdlog::warn("the commit behind the failed one, already under way, is retried "
-                             "with it");
+                spdlog::warn(
+                    "the commit behind the failed one, already under way, is retried "
+                    "with it");
             }
             leftover_ = std::move(keep);
             return false;
@@ -387,7 +388,8 @@ std::exception_ptr Committer::start_segments(InFlight& c) {
                                           // Before the ACK: a client that reads right after
                                           // its flush() must not have the pages it reads
                                           // dropped under it.
-                                          .drop_cache = config_.drop_cache});
+                                          .drop_cache = config_.drop_cache,
+                                          .direct_io = config_.direct_io});
         // As many helpers as write threads: the writer thread may be busy
         // recording the previous commit, and joins in when it calls finish().
         c.batch->start(config_.write_threads);

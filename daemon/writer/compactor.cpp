@@ -107,7 +107,9 @@ std::size_t Compactor::merge_once(const std::string& campaign) {
     }
     auto info = store::write_segment(
         config_.data_dir / merged.file, writes,
-        store::SegmentOptions{.fsync = config_.fsync, .drop_cache = config_.drop_cache});
+        store::SegmentOptions{.fsync = config_.fsync,
+                              .drop_cache = config_.drop_cache,
+                              .direct_io = config_.direct_io});
     failpoint("compact-written");
     merged.bytes = info.bytes;
     for (const auto& d : info.datasets)

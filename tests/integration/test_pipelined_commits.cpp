@@ -106,7 +106,8 @@ class ScopedEnv {
 // Commits fall due by size, every 1 MiB, so with four clients streaming the
 // next one is due by the time a commit's segments are on disk.
 const std::vector<std::string> kFlags = {"--commit-interval", "3600", "--commit-bytes", "1M",
-                                         "--write-threads", "2", "--buffer-cap", "8M", "--client-window", "1M"};
+                                         "--write-threads",   "2",    "--buffer-cap",   "8M",
+                                         "--client-window",   "1M"};
 
 }  // namespace
 

@@ -739,8 +739,8 @@ TEST_CASE("blocks in a shared mapping are written, then their page-table entries
     auto expected = values(DType::float64, kBytes / 8, 7);
     std::memcpy(rw, expected.data(), kBytes);
     // The daemon's view of a client's arena: read-only, populated.
-    const auto* ro = static_cast<const unsigned char*>(
-        ::mmap(nullptr, kBytes, PROT_READ, MAP_SHARED, fd, 0));
+    const auto* ro =
+        static_cast<const unsigned char*>(::mmap(nullptr, kBytes, PROT_READ, MAP_SHARED, fd, 0));
     REQUIRE(ro != MAP_FAILED);
     REQUIRE(::madvise(const_cast<unsigned char*>(ro), kBytes, MADV_POPULATE_READ) == 0);
     CHECK(mapped_kib(ro) >= 4000);
@@ -755,7 +755,7 @@ TEST_CASE("blocks in a shared mapping are written, then their page-table entries
 
     // Only the partial pages at the blocks' ends may still be mapped.
     // The part of the arena past the blocks stays mapped.
-    CHECK(mapped_kib(ro) <= 3 * 4 + (kBytes - written) / 1024 + 4);
+    CHECK(mapped_kib(ro) <= long(3 * 4 + (kBytes - written) / 1024 + 4));
     // The segment holds the bytes, and the arena still does too.
     auto raw = read_raw(dir / "seg.h5", "/s1");
     REQUIRE(raw.size() == written);
@@ -764,4 +764,110 @@ TEST_CASE("blocks in a shared mapping are written, then their page-table entries
     ::munmap(const_cast<unsigned char*>(ro), kBytes);
     ::munmap(rw, kBytes);
     ::close(fd);
+}
+
+namespace {
+
+// Pages of a file in the page cache.
+std::size_t resident_pages(const fs::path& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    const auto size = static_cast<std::size_t>(fs::file_size(path));
+    void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+    REQUIRE(p != MAP_FAILED);
+    std::vector<unsigned char> vec((size + 4095) / 4096);
+    REQUIRE(::mincore(p, size, vec.data()) == 0);
+    ::munmap(p, size);
+    ::close(fd);
+    std::size_t n = 0;
+    for (auto v : vec) n += v & 1;
+    return n;
+}
+
+// Where a dataset's contiguous storage starts in its file.
+std::uint64_t storage_offset(const fs::path& file, const std::string& name) {
+    h5::File f = open_file(file);
+    h5::Dataset d = open_dataset(f.id(), name);
+    return H5Dget_offset(d.id());
+}
+
+}  // namespace
+
+TEST_CASE("direct I/O writes large datasets aligned, small ones buffered, every byte in place",
+          "[segment][direct]") {
+    // Sizes around the bounce buffer (8 MiB) and the 4 KiB block: a stream
+    // of many blocks that ends mid-block, one that fills whole buffers
+    // exactly, one under the alignment threshold, and an array.
+    std::vector<std::vector<unsigned char>> odd;
+    for (unsigned i = 0; i < 23; ++i) odd.push_back(values(DType::float64, 3 * 5001, i));
+    std::vector<std::vector<unsigned char>> exact(2, values(DType::float32, 2 << 20, 3));
+    auto small = values(DType::int16, 3 * 1000, 4);
+    auto grid = values(DType::float64, 300 * 301, 5);
+    std::vector<StreamWrite> writes{
+        stream_write(1, DType::float64, {3}, pointers(odd)),
+        stream_write(2, DType::float32, {1024}, pointers(exact)),
+        stream_write(3, DType::int16, {3}, {&small}),
+        stream_write(4, DType::float64, {300, 301}, {&grid}, StreamKind::array),
+    };
+    // On the data directory's file system, and on a tmpfs (which may refuse
+    // O_DIRECT: then the same bytes are written buffered).
+    std::vector<fs::path> dirs{fs::path{}};
+    if (fs::is_directory("/dev/shm")) dirs.push_back("/dev/shm");
+    for (const auto& where : dirs) {
+        TempDir dir;
+        fs::path base =
+            where.empty() ? dir.path() : where / ("simsink-direct-" + std::to_string(::getpid()));
+        fs::create_directories(base);
+        INFO("directory " << base);
+        const fs::path path = base / "seg.h5";
+        SegmentInfo info =
+            write_segment(path, writes, SegmentOptions{.fsync = true, .direct_io = true});
+        CHECK(no_tmp_files(base));
+        if (where.empty()) {
+            // ext4 takes O_DIRECT: the 19 MB of large datasets went past the
+            // page cache (without drop_cache); metadata and tails did not.
+            INFO("file of " << fs::file_size(path) << " bytes");
+            CHECK(resident_pages(path) < 64);
+        }
+        REQUIRE(info.datasets.size() == 4);
+        CHECK(read_raw(path, "/s1") == concat(odd));
+        CHECK(read_raw(path, "/s2") == concat(exact));
+        CHECK(read_raw(path, "/s3") == small);
+        CHECK(read_raw(path, "/a4") == grid);
+        CHECK(info.datasets[0].crc32 == zlib_crc(odd));
+        CHECK(info.datasets[1].crc32 == zlib_crc(exact));
+        CHECK(info.datasets[2].crc32 == zlib_crc({small}));
+        CHECK(info.datasets[3].crc32 == zlib_crc({grid}));
+        CHECK(dataset_crc32(path, "/s1") == info.datasets[0].crc32);
+        // The large datasets start on a 4 KiB boundary.
+        CHECK(storage_offset(path, "/s1") % 4096 == 0);
+        CHECK(storage_offset(path, "/s2") % 4096 == 0);
+        CHECK(storage_offset(path, "/a4") % 4096 == 0);
+        if (!where.empty()) fs::remove_all(base);
+    }
+    CHECK(open_hdf5_objects() == 0);
+}
+
+TEST_CASE("direct I/O on several threads, with a full disk: all or nothing as buffered",
+          "[segment][direct][fault]") {
+    TempDir dir;
+    fs::create_directories(dir / "a");
+    fs::create_directories(dir / "b");
+    auto rows = values(DType::float64, (3 << 20) / 8 + 17, 1);
+    std::vector<StreamWrite> writes{stream_write(1, DType::float64, {}, {&rows})};
+    std::vector<SegmentJob> jobs{{dir / "a/seg-1.h5", writes}, {dir / "b/seg-2.h5", writes}};
+    {
+        WriteFault fault((dir / "b").string(), 0, ENOSPC);
+        CHECK_THROWS_AS(
+            write_segments(jobs, SegmentOptions{.fsync = true, .threads = 2, .direct_io = true}),
+            StoreError);
+        CHECK(fs::is_empty(dir / "a"));
+        CHECK(fs::is_empty(dir / "b"));
+    }
+    auto infos =
+        write_segments(jobs, SegmentOptions{.fsync = true, .threads = 2, .direct_io = true});
+    CHECK(read_raw(dir / "a/seg-1.h5", "/s1") == rows);
+    CHECK(read_raw(dir / "b/seg-2.h5", "/s1") == rows);
+    CHECK(infos[0].datasets.at(0).crc32 == zlib_crc({rows}));
+    CHECK(open_hdf5_objects() == 0);
 }

@@ -27,15 +27,18 @@ TEST_CASE("defaults: local tcp listen, admin socket in the data directory") {
     CHECK(c->shm_pool == 1ull << 30);
     CHECK(c->shm_pool_idle == 300.0);
     CHECK(c->drop_cache);
+    CHECK_FALSE(c->direct_io);
     CHECK(c->write_threads >= 1);
     CHECK(c->write_threads <= 4);
     auto d = parse({"--data-dir", "d", "--shm-pool", "0", "--shm-pool-idle", "5", "--drop-cache",
-                    "false", "--write-threads", "3", "--write-split-bytes", "1M"});
+                    "false", "--write-threads", "3", "--write-split-bytes", "1M", "--direct-io",
+                    "true"});
     REQUIRE(d);
     CHECK(d->shm_pool == 0);
     CHECK(d->shm_pool_idle == 5.0);
     CHECK_FALSE(d->drop_cache);
     CHECK(d->write_threads == 3);
+    CHECK(d->direct_io);
     CHECK(d->write_split_bytes == 1u << 20);
     CHECK(c->write_split_bytes == 32u << 20);
 }
@@ -58,6 +61,8 @@ TEST_CASE("a missing data directory, an unknown flag and a bad value are named")
     CHECK_THROWS_WITH(parse({"--data-dir", "d", "--fsync", "maybe"}), Catch::Contains("fsync"));
     CHECK_THROWS_WITH(parse({"--data-dir", "d", "--drop-cache", "maybe"}),
                       Catch::Contains("drop-cache"));
+    CHECK_THROWS_WITH(parse({"--data-dir", "d", "--direct-io", "sometimes"}),
+                      Catch::Contains("direct-io"));
     CHECK_THROWS_WITH(parse({"--data-dir", "d", "--shm-pool", "lots"}),
                       Catch::Contains("shm-pool"));
     CHECK_THROWS_WITH(parse({"--data-dir", "d", "--write-threads", "many"}),

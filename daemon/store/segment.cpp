@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <future>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -175,7 +176,7 @@ class BounceBuffer {
     unsigned char* data() const noexcept { return data_; }
 
   private:
-    static constexpr std::size_t kPoolMax = 4;  // 32 MiB kept at most
+    static constexpr std::size_t kPoolMax = 8;  // 64 MiB kept at most
     static std::mutex& pool_mutex() {
         static std::mutex m;
         return m;
@@ -282,27 +283,39 @@ class PendingSegment {
     // whole blocks of 4 KiB do too; the bytes after them are written
     // buffered (and reach the disk with the fsync).
     void write_direct(const Planned& p, std::uint64_t at) {
-        BounceBuffer bounce;
-        unsigned char* buf = bounce.data();
+        // Two buffers: one is written (on a thread of its own) while the
+        // other is filled, so that the disk does not wait for the copies.
+        BounceBuffer bounce[2];
+        int cur = 0;
         std::size_t fill = 0;
+        std::future<void> writing;  // after the buffers: waited for before they go
         std::uint32_t crc = crc_update(0, nullptr, 0);
+        auto write_full = [&] {
+            if (writing.valid()) writing.get();  // rethrows the write's error
+            writing = std::async(std::launch::async,
+                                 [this, at, buf = bounce[cur].data(), fill] {
+                                     file_->write_direct(at, buf, fill);
+                                 });
+            at += fill;
+            cur ^= 1;
+            fill = 0;
+        };
         for (const auto& b : p.write->blocks) {
             const auto* data = static_cast<const unsigned char*>(b.data);
             for (std::size_t done = 0; done < b.bytes;) {
+                unsigned char* buf = bounce[cur].data();
                 const std::size_t n =
                     std::min({b.bytes - done, BounceBuffer::kBytes - fill, kCopyPiece});
                 crc = crc_update(crc, data + done, n);
                 std::memcpy(buf + fill, data + done, n);
                 fill += n;
                 done += n;
-                if (fill == BounceBuffer::kBytes) {
-                    file_->write_direct(at, buf, fill);
-                    at += fill;
-                    fill = 0;
-                }
+                if (fill == BounceBuffer::kBytes) write_full();
             }
             if (b.drop_mapping_after_write) drop_mapping(data, b.bytes);
         }
+        if (writing.valid()) writing.get();
+        unsigned char* buf = bounce[cur].data();
         const std::size_t whole = fill / h5::TmpFile::kDirectAlign * h5::TmpFile::kDirectAlign;
         if (whole > 0) file_->write_direct(at, buf, whole);
         if (fill > whole) file_->write_raw(at + whole, buf + whole, fill - whole);

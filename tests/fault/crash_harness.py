@@ -86,7 +86,7 @@ class Harness:
              "--compact-grace", "5", "--lost-timeout", "3600", "--log-level", "warn",
              # Commits here are a few MB: split them into three segments
              # written on three threads, so that kills meet that path too.
-             "--write-threads", "3", "--write-split-bytes", "64K"],
+             "--write-threads", "3", "--write-split-bytes", "64K"] + self.args.daemon_arg,
             stdout=self.daemon_log, stderr=self.daemon_log, env=env)
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -295,6 +295,9 @@ def main():
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--json", help="write the summary to this file")
+    ap.add_argument("--daemon-arg", action="append", default=[],
+                    help="one more argument for simsinkd (repeat it: --daemon-arg=--direct-io "
+                         "--daemon-arg=true)")
     args = ap.parse_args()
     if args.seed is None:
         args.seed = random.randrange(1 << 30)

@@ -296,6 +296,11 @@ bool Committer::commit_once(std::uint64_t ticket) {
             cur->batch.reset();
             failpoint("segment-renamed");
         } catch (const std::exception&) {
+            // finish() leaves no file when it fails; a failpoint after it does.
+            for (const auto& f : cur->written) {
+                std::error_code ec;
+                fs::remove(f, ec);
+            }
             report_failure(std::current_exception());
             leftover_ = std::move(cur->p);
             return false;

@@ -101,12 +101,18 @@ void Committer::run() {
             bool stop = false;
             std::uint64_t ticket = 0;
             std::optional<std::tuple<std::string, std::uint64_t, std::string>> compact;
+            // After a failed commit (a full disk, say), the next attempt waits
+            // for retry_at, whatever is asked or staged meanwhile: retrying at
+            // once failed the same way in a loop, a CPU busy and thousands of
+            // log lines a second for as long as the disk stayed full.
+            const bool backing_off = !leftover_.empty() && Clock::now() < retry_at;
             {
                 std::unique_lock lock(mutex_);
-                auto deadline = std::min(next_commit, retry_at);
+                auto deadline = backing_off ? retry_at : std::min(next_commit, retry_at);
                 cv_.wait_until(lock, deadline, [&] {
-                    return stopping_ || requested_ > done_ || !compact_requests_.empty() ||
-                           buffer_.staged_bytes() >= config_.commit_bytes;
+                    if (stopping_ || !compact_requests_.empty()) return true;
+                    if (backing_off) return false;
+                    return requested_ > done_ || buffer_.staged_bytes() >= config_.commit_bytes;
                 });
                 stop = stopping_;
                 ticket = requested_;
@@ -119,8 +125,10 @@ void Committer::run() {
             bool due = t >= next_commit;
             bool retry = !leftover_.empty() && t >= retry_at;
             bool asked = ticket > done_;
-            if (stop || asked || retry || buffer_.staged_bytes() >= config_.commit_bytes ||
-                (due && buffer_.has_staged())) {
+            bool waiting = !leftover_.empty() && !retry;  // still backing off
+            if (stop || retry ||
+                (!waiting && (asked || buffer_.staged_bytes() >= config_.commit_bytes ||
+                              (due && buffer_.has_staged())))) {
                 if (commit_once(ticket))
                     retry_at = Clock::time_point::max();
                 else

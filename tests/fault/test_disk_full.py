@@ -44,6 +44,13 @@ def status(admin):
     return json.loads(r.stdout)
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_for(pred, timeout, what):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -76,6 +83,12 @@ def test_disk_full_is_reported_survived_and_recovered_from_without_loss(small_fs
                       120, "state disk_full")
         assert "disk full" in (st["errors"]["last"] or "")
         assert daemon.poll() is None, "the daemon died on a full disk"
+        # The failed commit is retried once a second, not at once in a loop
+        # (which kept more than one CPU busy while the disk stayed full).
+        before = cpu_seconds(daemon.pid)
+        time.sleep(2)
+        used = cpu_seconds(daemon.pid) - before
+        assert used < 0.5, f"the daemon used {used:.2f} s of CPU in 2 s with the disk full"
         committed_while_full = st["committed"]["rows"]
 
         # Committed data is intact while the disk is full: the catalog and

@@ -523,7 +523,9 @@ struct Server::Impl {
                 proto::ShmRange range;
                 ~Hold() { arena->release(range.offset, range.length); }
             };
-            arena->populate(r.offset, r.length);
+            // Not populated here: the segment writer maps the pages when it
+            // writes them (store::RowBlock::shared_mapping), so that this
+            // thread, which many clients wait on, does not.
             auto hold = std::make_shared<Hold>(arena, r);  // in place: no temporary to release
             p.data = arena->base() + r.offset;
             p.bytes = r.length;

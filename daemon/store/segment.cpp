@@ -128,8 +128,17 @@ std::vector<Planned> plan(const std::filesystem::path& path, std::span<const Str
     return planned;
 }
 
+// Maps the pages of [data, data + bytes) of a shared mapping at once
+// (RowBlock::shared_mapping). Best effort: a page it does not map faults in.
+void populate_mapping(const unsigned char* data, std::size_t bytes) noexcept {
+    static const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const auto begin = reinterpret_cast<std::uintptr_t>(data) & ~(page - 1);
+    const auto end = reinterpret_cast<std::uintptr_t>(data) + bytes;
+    if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ);
+}
+
 // Drops the page-table entries of the whole pages inside [data, data +
-// bytes) of a shared mapping (RowBlock::drop_mapping_after_write). Best
+// bytes) of a shared mapping (RowBlock::shared_mapping). Best
 // effort: the pages go at the latest when the block's owner lets go.
 void drop_mapping(const unsigned char* data, std::size_t bytes) noexcept {
     static const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
@@ -254,6 +263,7 @@ class PendingSegment {
             std::uint64_t at = offsets_[i];
             for (const auto& b : p.write->blocks) {
                 const auto* data = static_cast<const unsigned char*>(b.data);
+                if (b.shared_mapping) populate_mapping(data, b.bytes);
                 // Checksum and write each piece while it is in the cache.
                 for (std::size_t done = 0; done < b.bytes;) {
                     const std::size_t n =
@@ -263,10 +273,11 @@ class PendingSegment {
                     at += n;
                     done += n;
                 }
-                // Here, on a helper thread and before the fsync, rather than
-                // on the writer thread after the commit (docs/performance.md,
-                // sixth round).
-                if (b.drop_mapping_after_write) drop_mapping(data, b.bytes);
+                // Mapped and dropped here, on a helper thread and before the
+                // fsync, rather than on the I/O thread when the block came in
+                // and on the writer thread after the commit
+                // (docs/performance.md, sixth round).
+                if (b.shared_mapping) drop_mapping(data, b.bytes);
             }
             info_.datasets.push_back(SegmentDataset{p.write->stream_id, p.name, p.rows, crc});
         }
@@ -292,16 +303,16 @@ class PendingSegment {
         std::uint32_t crc = crc_update(0, nullptr, 0);
         auto write_full = [&] {
             if (writing.valid()) writing.get();  // rethrows the write's error
-            writing = std::async(std::launch::async,
-                                 [this, at, buf = bounce[cur].data(), fill] {
-                                     file_->write_direct(at, buf, fill);
-                                 });
+            writing = std::async(std::launch::async, [this, at, buf = bounce[cur].data(), fill] {
+                file_->write_direct(at, buf, fill);
+            });
             at += fill;
             cur ^= 1;
             fill = 0;
         };
         for (const auto& b : p.write->blocks) {
             const auto* data = static_cast<const unsigned char*>(b.data);
+            if (b.shared_mapping) populate_mapping(data, b.bytes);
             for (std::size_t done = 0; done < b.bytes;) {
                 unsigned char* buf = bounce[cur].data();
                 const std::size_t n =
@@ -312,7 +323,7 @@ class PendingSegment {
                 done += n;
                 if (fill == BounceBuffer::kBytes) write_full();
             }
-            if (b.drop_mapping_after_write) drop_mapping(data, b.bytes);
+            if (b.shared_mapping) drop_mapping(data, b.bytes);
         }
         if (writing.valid()) writing.get();
         unsigned char* buf = bounce[cur].data();

@@ -23,12 +23,14 @@ struct RowBlock {
     const void* data = nullptr;
     std::size_t bytes = 0;
     std::uint64_t rows = 0;
-    // `data` lies in a shared file mapping (a client's arena) whose page-
-    // table entries the writer may drop once the block is written: the
-    // bytes stay in the file, a later read faults them back in. Only whole
-    // pages inside the block are dropped. Never set it for private memory,
-    // where MADV_DONTNEED discards the contents.
-    bool drop_mapping_after_write = false;
+    // `data` lies in a shared file mapping (a client's arena): the writer
+    // maps its pages in one call before it reads them (MADV_POPULATE_READ,
+    // cheaper than a fault per 16 pages), and drops their page-table entries
+    // once the block is written: the bytes stay in the file, a later read
+    // faults them back in. Only whole pages inside the block are dropped.
+    // Never set it for private memory, where MADV_DONTNEED discards the
+    // contents.
+    bool shared_mapping = false;
 };
 
 // All rows of one stream that go into one segment. For an array, `shape` is

@@ -81,6 +81,8 @@ void apply(Config& c, const std::string& key, const std::string& v) {
         c.shm_pool_idle = parse_seconds(key, v);
     else if (key == "commit-interval")
         c.commit_interval = parse_seconds(key, v);
+    else if (key == "retry-interval")
+        c.retry_interval = parse_seconds(key, v);
     else if (key == "commit-bytes")
         c.commit_bytes = parse_bytes(key, v);
     else if (key == "buffer-cap")
@@ -136,6 +138,7 @@ void finish(Config& c) {
     if (c.client_window == 0 || c.client_window > c.buffer_cap)
         throw ConfigError("client-window must be between 1 byte and buffer-cap");
     if (c.commit_interval <= 0) throw ConfigError("commit-interval must be positive");
+    if (c.retry_interval <= 0) throw ConfigError("retry-interval must be positive");
     if (c.write_split_bytes == 0) throw ConfigError("write-split-bytes must be positive");
     if (c.write_threads == 0)
         c.write_threads = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
@@ -162,6 +165,8 @@ Options (each can also be a "key = value" line in the --config file):
                              (default 1G; 0 lends nothing)
   --shm-pool-idle SECONDS    close pooled memory unused this long (default 300)
   --commit-interval SECONDS  commit buffered data this often (default 1)
+  --retry-interval SECONDS   retry a failed commit (full disk, I/O error) after
+                             this long (default 1)
   --commit-bytes SIZE        commit early past this many buffered bytes (default 64M)
   --buffer-cap SIZE          memory for buffered data and granted credit (default 1G)
   --client-window SIZE       credit granted ahead to one client (default 16M)

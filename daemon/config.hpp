@@ -25,6 +25,7 @@ struct Config {
     std::uint64_t shm_pool = 1ull << 30;
     double shm_pool_idle = 300.0;
     double commit_interval = 1.0;               // seconds between commits while data is buffered
+    double retry_interval = 1.0;                // seconds before a failed commit is tried again
     std::uint64_t commit_bytes = 64ull << 20;   // commit early when this much is buffered
     std::uint64_t buffer_cap = 1ull << 30;      // staged bytes + outstanding credit
     std::uint64_t client_window = 16ull << 20;  // credit granted ahead to one client

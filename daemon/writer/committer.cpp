@@ -96,6 +96,8 @@ void Committer::run() {
         auto interval = std::chrono::duration_cast<Clock::duration>(
             std::chrono::duration<double>(config_.commit_interval));
         auto next_commit = Clock::now() + interval;
+        const auto retry_interval = std::chrono::duration_cast<Clock::duration>(
+            std::chrono::duration<double>(config_.retry_interval));
         auto retry_at = Clock::time_point::max();
         for (;;) {
             bool stop = false;
@@ -132,7 +134,7 @@ void Committer::run() {
                 if (commit_once(ticket))
                     retry_at = Clock::time_point::max();
                 else
-                    retry_at = Clock::now() + std::chrono::seconds(1);
+                    retry_at = Clock::now() + retry_interval;
             }
             if (due) next_commit = Clock::now() + interval;
 

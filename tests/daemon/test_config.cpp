@@ -24,6 +24,7 @@ TEST_CASE("defaults: local tcp listen, admin socket in the data directory") {
     CHECK(c->listen == std::vector<std::string>{"tcp://127.0.0.1:5555"});
     CHECK(c->admin == "ipc:///tmp/x/admin.sock");
     CHECK(c->commit_interval == 1.0);
+    CHECK(c->retry_interval == 1.0);
     CHECK(c->shm_pool == 1ull << 30);
     CHECK(c->shm_pool_idle == 300.0);
     CHECK(c->drop_cache);
@@ -58,6 +59,9 @@ TEST_CASE("a missing data directory, an unknown flag and a bad value are named")
                       Catch::Contains("buffer-cap"));
     CHECK_THROWS_WITH(parse({"--data-dir", "d", "--commit-interval", "-1"}),
                       Catch::Contains("commit-interval"));
+    CHECK_THROWS_WITH(parse({"--data-dir", "d", "--retry-interval", "0"}),
+                      Catch::Contains("retry-interval"));
+    CHECK(parse({"--data-dir", "d", "--retry-interval", "0.05"})->retry_interval == 0.05);
     CHECK_THROWS_WITH(parse({"--data-dir", "d", "--fsync", "maybe"}), Catch::Contains("fsync"));
     CHECK_THROWS_WITH(parse({"--data-dir", "d", "--drop-cache", "maybe"}),
                       Catch::Contains("drop-cache"));

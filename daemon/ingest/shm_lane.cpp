@@ -61,12 +61,6 @@ ShmArena::~ShmArena() {
     ::munmap(const_cast<std::uint8_t*>(base_), size_);
 }
 
-void ShmArena::populate(std::uint64_t offset, std::uint64_t length) const noexcept {
-    std::uint64_t begin = offset & ~(kPage - 1);
-    std::uint64_t end = std::min(size_, (offset + length + kPage - 1) & ~(kPage - 1));
-    ::madvise(const_cast<std::uint8_t*>(base_) + begin, end - begin, MADV_POPULATE_READ);
-}
-
 void ShmArena::release(std::uint64_t offset, std::uint64_t length) const noexcept {
     // Whole pages only: a partial page may hold another block still staged.
     std::uint64_t begin = (offset + kPage - 1) & ~(kPage - 1);

@@ -53,9 +53,6 @@ class ShmArena {
     bool contains(std::uint64_t offset, std::uint64_t length) const noexcept {
         return length <= size_ && offset <= size_ - length;
     }
-    // Maps the pages of a range into the daemon at once (one call instead of
-    // a fault per page when the writer reads them).
-    void populate(std::uint64_t offset, std::uint64_t length) const noexcept;
     // Drops the daemon's mapping of the whole pages inside a range, so that
     // committed data stops counting in the daemon's resident memory. The
     // client's pages stay; a later read maps them again.

@@ -383,11 +383,12 @@ File open_read_only(const std::filesystem::path& path) {
         check(site, "open", [&] { return H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT); })};
 }
 
-TmpFile::TmpFile(std::filesystem::path tmp_path, bool align_large) : path_(std::move(tmp_path)) {
+TmpFile::TmpFile(std::filesystem::path tmp_path, bool direct_io)
+    : path_(std::move(tmp_path)), direct_requested_(direct_io) {
     Site site{path_};
     try {
         PropList fapl = file_access(site);
-        if (align_large)
+        if (direct_io)
             check(site, "set the alignment of",
                   [&] { return H5Pset_alignment(fapl.id(), kAlignThreshold, kDirectAlign); });
         check(site, "set the close degree of",

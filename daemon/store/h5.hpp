@@ -183,10 +183,10 @@ File open_read_only(const std::filesystem::path& path);
 // the file open behind our back.
 class TmpFile {
   public:
-    // With `align_large`, every object of kAlignThreshold bytes or more
-    // (the large datasets' storage) starts on a kDirectAlign boundary, so
-    // that it can be written with direct I/O.
-    explicit TmpFile(std::filesystem::path tmp_path, bool align_large = false);
+    // With `direct_io`, every object of kAlignThreshold bytes or more (the
+    // large datasets' storage) starts on a kDirectAlign boundary, and
+    // close_metadata() opens a second descriptor with O_DIRECT for them.
+    explicit TmpFile(std::filesystem::path tmp_path, bool direct_io = false);
     static constexpr std::uint64_t kAlignThreshold = std::uint64_t{64} << 10;
     TmpFile(TmpFile&&) = delete;
     TmpFile& operator=(TmpFile&&) = delete;
@@ -229,10 +229,8 @@ class TmpFile {
     void finish_raw(bool fsync);
 
     // Direct I/O for raw data (O_DIRECT: from the caller's memory to the
-    // disk, no page cache). Asked for before close_metadata(), which then
-    // opens a second descriptor with O_DIRECT; a file system that refuses
-    // it (EINVAL) leaves direct_io() false, and callers write buffered.
-    void request_direct_io(bool on) noexcept { direct_requested_ = on; }
+    // disk, no page cache), if the constructor asked for it and the file
+    // system takes it (EINVAL leaves it false: callers write buffered).
     bool direct_io() const noexcept { return direct_fd_ >= 0; }
     // Offset, address and size must be multiples of kDirectAlign.
     void write_direct(std::uint64_t offset, const void* data, std::size_t bytes);

@@ -243,7 +243,6 @@ class PendingSegment {
         file_->preallocate(data_bytes + (kFileOverhead + kDatasetOverhead * planned_.size()) +
                            (options.direct_io ? h5::TmpFile::kDirectAlign * planned_.size() : 0));
         file_->set_early_writeback(options.fsync);
-        file_->request_direct_io(options.direct_io);
         for (const auto& p : planned_) offsets_.push_back(create_dataset(*file_, p));
         file_->close_metadata();
     }

@@ -462,25 +462,13 @@ std::exception_ptr Committer::record(InFlight& c, const std::vector<store::Segme
     // Payloads go before the ACK can: a client reuses its buffer once the
     // ACK arrives, and the daemon then neither reads nor unmaps it (a shared-
     // memory block's release would unmap the pages of the buffer's next use).
-    // Unmapping shared-memory blocks took a fifth of the writer's time in
-    // W3 x 64, so it runs on a thread of its own beside the views, and is
-    // joined before the outcome goes out.
-    auto release_payloads = [&p]() noexcept {
-        for (auto& [id, r] : p.rows) r.blocks.clear();
-    };
-    std::jthread releaser;
-    try {
-        releaser = std::jthread([&] {
-            pthread_setname_np(pthread_self(), "payload-release");
-            release_payloads();
-        });
-    } catch (const std::system_error&) {
-        release_payloads();  // no thread to be had
-    }
+    // The segment writers have already dropped the daemon's mapping of each
+    // shared-memory block (store::RowBlock::shared_mapping), which is what
+    // made this release costly.
+    for (auto& [id, r] : p.rows) r.blocks.clear();
     const auto views_start = Clock::now();
     write_views(runs, campaigns);
     const double view_seconds = std::chrono::duration<double>(Clock::now() - views_start).count();
-    if (releaser.joinable()) releaser.join();
     failpoint("views-written");
 
     const double seconds = std::chrono::duration<double>(Clock::now() - c.t0).count();

@@ -34,6 +34,22 @@ bool no_tmp_files(const fs::path& dir) {
     return true;
 }
 
+// Pages of a file in the page cache.
+std::size_t resident_pages(const fs::path& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    const auto size = static_cast<std::size_t>(fs::file_size(path));
+    void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+    REQUIRE(p != MAP_FAILED);
+    std::vector<unsigned char> vec((size + 4095) / 4096);
+    REQUIRE(::mincore(p, size, vec.data()) == 0);
+    ::munmap(p, size);
+    ::close(fd);
+    std::size_t n = 0;
+    for (auto v : vec) n += v & 1;
+    return n;
+}
+
 }  // namespace
 
 TEST_CASE("segment round-trips every dtype", "[segment]") {
@@ -480,20 +496,7 @@ TEST_CASE("drop_cached_pages takes a fsynced segment out of the page cache", "[s
     auto rows = values(DType::float64, 512 * 1024, 1);  // 4 MiB
     std::vector<StreamWrite> writes{stream_write(1, DType::float64, {}, {&rows})};
     write_segment(path, writes);  // with fsync
-    auto resident = [&] {
-        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        REQUIRE(fd >= 0);
-        const auto size = static_cast<std::size_t>(fs::file_size(path));
-        void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
-        REQUIRE(p != MAP_FAILED);
-        std::vector<unsigned char> vec((size + 4095) / 4096);
-        REQUIRE(::mincore(p, size, vec.data()) == 0);
-        ::munmap(p, size);
-        ::close(fd);
-        std::size_t n = 0;
-        for (auto v : vec) n += v & 1;
-        return n;
-    };
+    auto resident = [&] { return resident_pages(path); };
     const auto before = resident();
     INFO("pages resident before " << before);
     if (before == 0) {
@@ -767,22 +770,6 @@ TEST_CASE("blocks in a shared mapping are written, then their page-table entries
 }
 
 namespace {
-
-// Pages of a file in the page cache.
-std::size_t resident_pages(const fs::path& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    REQUIRE(fd >= 0);
-    const auto size = static_cast<std::size_t>(fs::file_size(path));
-    void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
-    REQUIRE(p != MAP_FAILED);
-    std::vector<unsigned char> vec((size + 4095) / 4096);
-    REQUIRE(::mincore(p, size, vec.data()) == 0);
-    ::munmap(p, size);
-    ::close(fd);
-    std::size_t n = 0;
-    for (auto v : vec) n += v & 1;
-    return n;
-}
 
 // Where a dataset's contiguous storage starts in its file.
 std::uint64_t storage_offset(const fs::path& file, const std::string& name) {

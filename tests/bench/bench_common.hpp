@@ -167,7 +167,9 @@ struct WorkerResult {
     int ok = 0;
     double started = 0;   // now() when the worker began (after the barrier)
     double finished = 0;  // now() when its data was committed / acknowledged
-    double loop = 0;      // seconds of its record loop alone
+    double loop = 0;      // seconds from its start to the end of its record loop
+    double setup = 0;     // seconds from its start until it could record (simsink:
+                          // Client constructed, run opened; Redis: connected)
 };
 
 // Forks `n` workers that wait on a barrier, releases them together, and

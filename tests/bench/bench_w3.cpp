@@ -21,8 +21,9 @@
 // flush() returned, every row committed and fsynced; Redis: its last reply
 // arrived, the rows are in Redis's memory and its AOF write buffer, fsynced
 // within the next second with appendfsync everysec). Rows are split as
-// evenly as possible. Prints one JSON object: seconds, bytes, and each
-// worker's own seconds.
+// evenly as possible. Prints one JSON object: seconds, bytes, each
+// worker's own seconds, and where they went (setup, record loop, the wait
+// for the last acknowledgement or reply), median and max over the workers.
 #include <simsink/client.hpp>
 
 #ifdef SIMSINK_BENCH_HIREDIS
@@ -70,6 +71,7 @@ WorkerResult simsink_worker(const std::string& endpoint, const Plan& plan, int i
     {
         simsink::Client client(endpoint, plan.options);
         simsink::Run run = client.open_run(plan.campaign, {{"worker", i}, {"rows", rows}});
+        r.setup = now() - r.started;
         if (plan.row_bytes == 808) {
             std::span<const double> y(row.data() + 1, 100);
             for (long long s = 0; s < rows; ++s) {
@@ -109,6 +111,7 @@ WorkerResult redis_worker(const std::string& where, const Plan& plan, long long 
     WorkerResult r;
     r.started = now();
     redisContext* c = redis_connect(where);
+    r.setup = now() - r.started;
     // The value is the row's own memory: no copy on either side.
     const char* argv[3] = {"RPUSH", key.c_str(), reinterpret_cast<const char*>(row.data())};
     const size_t lens[3] = {5, key.size(), static_cast<size_t>(plan.row_bytes)};
@@ -179,14 +182,17 @@ int main(int argc, char** argv) {
     double released = 0;
     std::vector<WorkerResult> results = simsink::bench::run_forked(plan.clients, work, released);
     double last = 0, first_start = 1e300, last_start = 0;
-    std::vector<double> each;
+    std::vector<double> each, setup, loop, tail;
     for (const auto& r : results) {
         last = std::max(last, r.finished);
         first_start = std::min(first_start, r.started);
         last_start = std::max(last_start, r.started);
         each.push_back(r.finished - r.started);
+        setup.push_back(r.setup);
+        loop.push_back(r.loop - r.setup);
+        tail.push_back(r.finished - r.started - r.loop);
     }
-    std::sort(each.begin(), each.end());
+    for (auto* v : {&each, &setup, &loop, &tail}) std::sort(v->begin(), v->end());
     simsink::bench::JsonLine()
         .str("mode", mode)
         .integer("clients", plan.clients)
@@ -199,6 +205,15 @@ int main(int argc, char** argv) {
         .num("worker_median", each[each.size() / 2])
         .num("worker_min", each.front())
         .num("worker_max", each.back())
+        // Where a worker's time goes, median [max] over the workers: setting
+        // up (Client and open_run / connect), the record loop, and the wait
+        // after it (close and flush() / the last replies).
+        .num("setup_median", setup[setup.size() / 2])
+        .num("setup_max", setup.back())
+        .num("loop_median", loop[loop.size() / 2])
+        .num("loop_max", loop.back())
+        .num("tail_median", tail[tail.size() / 2])
+        .num("tail_max", tail.back())
         .print();
     return 0;
 }

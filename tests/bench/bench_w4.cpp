@@ -25,6 +25,7 @@
 // (simsink's query is `simsink runs --where ...`, run and timed by
 // scripts/bench.) Prints one JSON object.
 #include <dirent.h>
+#include <sys/stat.h>
 #include <hdf5.h>
 #include <simsink/client.hpp>
 
@@ -333,6 +334,10 @@ int main(int argc, char** argv) {
         };
     } else if (mode == "hdf5") {
         const std::string dir = args.need("dir");
+        // Checked once here, not by 16 workers each failing in H5Fcreate.
+        struct stat st {};
+        if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+            simsink::bench::die("--dir " + dir + " is not a directory");
         work = [=](int i) { return hdf5_worker(dir, runs, procs, steps, i); };
     } else if (mode == "hdf5-query") {
         hdf5_query(args.need("dir"));

@@ -34,7 +34,7 @@ constexpr std::uint64_t kCrcSlabBytes = std::uint64_t{16} << 20;
 
 // Generous bounds of HDF5's own bytes in a segment (superblock, root group
 // symbol table, one object header per dataset), used only to size the
-// preallocation; TmpFile::close() releases what HDF5 did not use.
+// preallocation; TmpFile::close_metadata() releases what HDF5 did not use.
 constexpr std::uint64_t kFileOverhead = std::uint64_t{64} << 10;
 constexpr std::uint64_t kDatasetOverhead = std::uint64_t{4} << 10;
 
@@ -145,6 +145,30 @@ void drop_mapping(const unsigned char* data, std::size_t bytes) noexcept {
     const auto begin = (reinterpret_cast<std::uintptr_t>(data) + page - 1) & ~(page - 1);
     const auto end = (reinterpret_cast<std::uintptr_t>(data) + bytes) & ~(page - 1);
     if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+// Hands the bytes of `p`'s blocks, in row order, to `sink(data, n)` at most
+// `piece` bytes at a time, each piece checksummed just before, while it is
+// in the CPU cache. A shared-memory block is mapped before its first piece
+// and its mapping dropped after its last: here, on a segment writer and
+// before the fsync, rather than on the I/O thread when the block came in
+// and on the writer thread after the commit (docs/performance.md, sixth
+// round). Returns the crc32 of all the bytes.
+template <class Sink>
+std::uint32_t checksum_pieces(const Planned& p, std::size_t piece, Sink&& sink) {
+    std::uint32_t crc = crc_update(0, nullptr, 0);
+    for (const auto& b : p.write->blocks) {
+        const auto* data = static_cast<const unsigned char*>(b.data);
+        if (b.shared_mapping) populate_mapping(data, b.bytes);
+        for (std::size_t done = 0; done < b.bytes;) {
+            const std::size_t n = std::min<std::uint64_t>(b.bytes - done, piece);
+            crc = crc_update(crc, data + done, n);
+            sink(data + done, n);
+            done += n;
+        }
+        if (b.shared_mapping) drop_mapping(data, b.bytes);
+    }
+    return crc;
 }
 
 // Checksummed and copied into the bounce buffer this much at a time, so
@@ -258,26 +282,13 @@ class PendingSegment {
                 write_direct(p, offsets_[i]);
                 continue;
             }
-            std::uint32_t crc = crc_update(0, nullptr, 0);
             std::uint64_t at = offsets_[i];
-            for (const auto& b : p.write->blocks) {
-                const auto* data = static_cast<const unsigned char*>(b.data);
-                if (b.shared_mapping) populate_mapping(data, b.bytes);
-                // Checksum and write each piece while it is in the cache.
-                for (std::size_t done = 0; done < b.bytes;) {
-                    const std::size_t n =
-                        std::min<std::uint64_t>(b.bytes - done, h5::TmpFile::kWritebackBytes);
-                    crc = crc_update(crc, data + done, n);
-                    file_->write_raw(at, data + done, n);
+            const std::uint32_t crc =
+                checksum_pieces(p, h5::TmpFile::kWritebackBytes, [&](const unsigned char* d,
+                                                                     std::size_t n) {
+                    file_->write_raw(at, d, n);
                     at += n;
-                    done += n;
-                }
-                // Mapped and dropped here, on a helper thread and before the
-                // fsync, rather than on the I/O thread when the block came in
-                // and on the writer thread after the commit
-                // (docs/performance.md, sixth round).
-                if (b.shared_mapping) drop_mapping(data, b.bytes);
-            }
+                });
             info_.datasets.push_back(SegmentDataset{p.write->stream_id, p.name, p.rows, crc});
         }
         file_->finish_raw(options_.fsync);
@@ -299,7 +310,6 @@ class PendingSegment {
         int cur = 0;
         std::size_t fill = 0;
         std::future<void> writing;  // after the buffers: waited for before they go
-        std::uint32_t crc = crc_update(0, nullptr, 0);
         auto write_full = [&] {
             if (writing.valid()) writing.get();  // rethrows the write's error
             writing = std::async(std::launch::async, [this, at, buf = bounce[cur].data(), fill] {
@@ -309,21 +319,17 @@ class PendingSegment {
             cur ^= 1;
             fill = 0;
         };
-        for (const auto& b : p.write->blocks) {
-            const auto* data = static_cast<const unsigned char*>(b.data);
-            if (b.shared_mapping) populate_mapping(data, b.bytes);
-            for (std::size_t done = 0; done < b.bytes;) {
-                unsigned char* buf = bounce[cur].data();
-                const std::size_t n =
-                    std::min({b.bytes - done, BounceBuffer::kBytes - fill, kCopyPiece});
-                crc = crc_update(crc, data + done, n);
-                std::memcpy(buf + fill, data + done, n);
-                fill += n;
-                done += n;
-                if (fill == BounceBuffer::kBytes) write_full();
-            }
-            if (b.shared_mapping) drop_mapping(data, b.bytes);
-        }
+        const std::uint32_t crc =
+            checksum_pieces(p, kCopyPiece, [&](const unsigned char* d, std::size_t n) {
+                while (n > 0) {  // a piece may straddle the end of the buffer
+                    const std::size_t k = std::min(n, BounceBuffer::kBytes - fill);
+                    std::memcpy(bounce[cur].data() + fill, d, k);
+                    fill += k;
+                    d += k;
+                    n -= k;
+                    if (fill == BounceBuffer::kBytes) write_full();
+                }
+            });
         if (writing.valid()) writing.get();
         unsigned char* buf = bounce[cur].data();
         const std::size_t whole = fill / h5::TmpFile::kDirectAlign * h5::TmpFile::kDirectAlign;

@@ -264,6 +264,15 @@ struct Committer::InFlight {
     std::vector<fs::path> written;  // segments renamed into place
     double write_seconds = 0;
     bool pipelined = false;  // started while the previous commit was recorded
+
+    // A failed attempt leaves no file the catalog does not know (any left
+    // would be removed at restart anyway).
+    void remove_written() noexcept {
+        for (const auto& f : written) {
+            std::error_code ec;
+            fs::remove(f, ec);
+        }
+    }
 };
 
 bool Committer::commit_once(std::uint64_t ticket) {
@@ -307,10 +316,7 @@ bool Committer::commit_once(std::uint64_t ticket) {
             failpoint("segment-renamed");
         } catch (const std::exception&) {
             // finish() leaves no file when it fails; a failpoint after it does.
-            for (const auto& f : cur->written) {
-                std::error_code ec;
-                fs::remove(f, ec);
-            }
+            cur->remove_written();
             report_failure(std::current_exception());
             leftover_ = std::move(cur->p);
             return false;
@@ -438,12 +444,8 @@ std::exception_ptr Committer::record(InFlight& c, const std::vector<store::Segme
         catalog_.record_commit(rec);
         failpoint("catalog-committed");
     } catch (const std::exception&) {
-        // Nothing of this attempt is acknowledged: files the catalog does not
-        // know are removed now (and would be at restart anyway).
-        for (const auto& f : c.written) {
-            std::error_code ec;
-            fs::remove(f, ec);
-        }
+        // Nothing of this attempt is acknowledged.
+        c.remove_written();
         return std::current_exception();
     }
     buffer_.release(p.bytes);

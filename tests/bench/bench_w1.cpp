@@ -12,13 +12,25 @@
 //       written per full buffer with H5Dset_extent + a hyperslab H5Dwrite
 //       (chunks of 8192 rows), the file closed and then fsynced. Timed from
 //       before H5Fcreate until fsync returns (--fsync 0: until H5Fclose).
+//   bench_w1 --mode write --file PATH [--steps N] [--rows 8192]
+//       The disk's pace for one durable writer, no format: the same rows
+//       copied into an 8192-row buffer (t, then y), each full buffer written
+//       with pwrite(2) and its writeback started at once
+//       (sync_file_range(SYNC_FILE_RANGE_WRITE), as simsinkd's segment
+//       writers do), fdatasync at the end. Timed from open until fdatasync
+//       returns. dd conv=fdatasync starts writeback only at the end, so
+//       its time is the copies plus all of the writeback; this overlaps them.
 //
 // Both sides compute the same rows: t = step * dt, y[0] = step, y[1] = t,
 // y[2..99] fixed. Prints one JSON object: seconds (total), loop (the
 // record/copy loop alone), bytes.
+#include <fcntl.h>
 #include <hdf5.h>
+#include <unistd.h>
 #include <simsink/client.hpp>
 
+#include <cerrno>
+#include <cstring>
 #include <span>
 #include <vector>
 
@@ -33,7 +45,8 @@ constexpr double kDt = 1e-3;
 
 const char* kUsage =
     "bench_w1 --mode simsink --connect ENDPOINT [--steps N] [--campaign NAME] [--shm 1|0]\n"
-    "bench_w1 --mode hdf5 --file PATH [--steps N] [--rows 8192] [--fsync 1|0]\n";
+    "bench_w1 --mode hdf5 --file PATH [--steps N] [--rows 8192] [--fsync 1|0]\n"
+    "bench_w1 --mode write --file PATH [--steps N] [--rows 8192]\n";
 
 std::vector<double> initial_y() {
     std::vector<double> y(kRow);
@@ -160,9 +173,61 @@ void run_hdf5(const simsink::bench::Args& args) {
         .print();
 }
 
+void run_write(const simsink::bench::Args& args) {
+    const long steps = args.integer("steps", 1'000'000);
+    const std::size_t rows = static_cast<std::size_t>(args.integer("rows", 8192));
+    const std::string path = args.need("file");
+    std::vector<double> y = initial_y();
+    // t then y of 8192 steps: 6.6 MB, touched before the clock starts.
+    std::vector<double> buf(rows * (1 + kRow), 0.0);
+
+    const double t0 = now();
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) simsink::bench::die("open " + path + ": " + std::strerror(errno));
+    off_t at = 0;
+    std::size_t n = 0;
+    auto write_out = [&] {
+        // t values first, then the y rows right after them.
+        if (n < rows) std::memmove(&buf[n], &buf[rows], n * kRow * sizeof(double));
+        const std::size_t bytes = n * (1 + kRow) * sizeof(double);
+        const auto* p = reinterpret_cast<const char*>(buf.data());
+        for (std::size_t done = 0; done < bytes;) {
+            const ssize_t w = ::pwrite(fd, p + done, bytes - done, at + static_cast<off_t>(done));
+            if (w < 0) {
+                if (errno == EINTR) continue;
+                simsink::bench::die("pwrite " + path + ": " + std::strerror(errno));
+            }
+            done += static_cast<std::size_t>(w);
+        }
+        ::sync_file_range(fd, at, static_cast<off_t>(bytes), SYNC_FILE_RANGE_WRITE);
+        at += static_cast<off_t>(bytes);
+        n = 0;
+    };
+    for (long step = 0; step < steps; ++step) {
+        const double t = step * kDt;
+        y[0] = double(step);
+        y[1] = t;
+        buf[n] = t;
+        std::memcpy(&buf[rows + n * kRow], y.data(), kRow * sizeof(double));
+        if (++n == rows) write_out();
+    }
+    if (n) write_out();
+    const double loop = now() - t0;
+    if (::fdatasync(fd) != 0) simsink::bench::die("fdatasync " + path + ": " + std::strerror(errno));
+    ::close(fd);
+    const double total = now() - t0;
+    simsink::bench::JsonLine()
+        .str("mode", "write+fdatasync")
+        .num("seconds", total)
+        .num("loop", loop)
+        .integer("bytes", steps * 808LL)
+        .print();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    return simsink::bench::run_mode(argc, argv, kUsage, "bench_w1",
-                                    {{"simsink", run_simsink}, {"hdf5", run_hdf5}});
+    return simsink::bench::run_mode(
+        argc, argv, kUsage, "bench_w1",
+        {{"simsink", run_simsink}, {"hdf5", run_hdf5}, {"write", run_write}});
 }

@@ -11,9 +11,12 @@
 // dropped (POSIX_FADV_DONTNEED) and the file renamed; then the directory is
 // fsynced. `serial` starts a commit once the one before is done (simsinkd);
 // `overlap` starts it once the one before has handed all its bytes to the
-// kernel, so its copies overlap the previous one's wait for the disk.
+// kernel, so its copies overlap the previous one's wait for the disk;
+// `append` writes every commit at the end of the same THREADS files, kept
+// open, fdatasyncs them per commit and drops the committed range (no new
+// file, no rename, no directory fsync: not simsink's layout, a what-if).
 //
-//   segment_pipeline DIR [--commit 64] [--threads 2] [--mode serial|overlap]
+//   segment_pipeline DIR [--commit 64] [--threads 2] [--mode serial|overlap|append]
 //                    [--crc 1] [--drop 1] [--shared 1] [--prealloc 1]
 //
 // --shared 0 reads from private memory instead, --crc 0 / --drop 0 /
@@ -59,12 +62,13 @@ struct Options {
     std::size_t commit = std::size_t{64} << 20;
     int threads = 2;
     bool overlap = false;
+    bool append = false;
     bool crc = true, drop = true, shared = true, prealloc = true;
 };
 
 Options parse(int argc, char** argv) {
     const char* usage =
-        "usage: segment_pipeline DIR [--commit MIB] [--threads N] [--mode serial|overlap]\n"
+        "usage: segment_pipeline DIR [--commit MIB] [--threads N] [--mode serial|overlap|append]\n"
         "                        [--crc 1|0] [--drop 1|0] [--shared 1|0] [--prealloc 1|0]\n";
     if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
         std::fputs(usage, argc < 2 ? stderr : stdout);
@@ -80,7 +84,10 @@ Options parse(int argc, char** argv) {
         const std::string k = argv[i], v = argv[i + 1];
         if (k == "--commit") o.commit = std::stoul(v) << 20;
         else if (k == "--threads") o.threads = std::max(1, std::stoi(v));
-        else if (k == "--mode" && (v == "serial" || v == "overlap")) o.overlap = v == "overlap";
+        else if (k == "--mode" && (v == "serial" || v == "overlap" || v == "append")) {
+            o.overlap = v == "overlap";
+            o.append = v == "append";
+        }
         else if (k == "--crc") o.crc = v != "0";
         else if (k == "--drop") o.drop = v != "0";
         else if (k == "--shared") o.shared = v != "0";
@@ -157,7 +164,40 @@ int main(int argc, char** argv) {
         (void)crc;
     };
 
+    // append: one open file per thread; each commit adds its part and is
+    // fdatasynced, then that range is dropped from the page cache.
+    auto append_part = [&](int fd, off_t& at, std::size_t offset, std::size_t bytes) {
+        std::uint32_t crc = 0;
+        const off_t start = at;
+        for (std::size_t done = 0; done < bytes;) {
+            const std::size_t n = std::min(kPiece, bytes - done);
+            auto* p = const_cast<unsigned char*>(src + (offset + done) % (kArena - kPiece));
+            if (o.shared) ::madvise(p, n, MADV_POPULATE_READ);
+            if (o.crc) crc = crc32_gzip_refl(crc, p, n);
+            if (::pwrite(fd, p, n, at) != static_cast<ssize_t>(n)) die("pwrite");
+            ::sync_file_range(fd, at, static_cast<off_t>(n), SYNC_FILE_RANGE_WRITE);
+            if (o.shared) ::madvise(p, n, MADV_DONTNEED);
+            at += static_cast<off_t>(n);
+            done += n;
+        }
+        if (::fdatasync(fd) != 0) die("fdatasync");
+        if (o.drop) ::posix_fadvise(fd, start, at - start, POSIX_FADV_DONTNEED);
+        (void)crc;
+    };
+
     const double t0 = now();
+    std::vector<int> files;
+    std::vector<off_t> ends;
+    if (o.append) {
+        for (int t = 0; t < o.threads; ++t) {
+            const std::string path = o.dir + "/seg-append-" + std::to_string(t) + ".h5";
+            const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+            if (fd < 0) die("open " + path);
+            files.push_back(fd);
+            ends.push_back(4096);
+        }
+        fsync_dir(o.dir);
+    }
     std::vector<std::thread> previous;  // overlap: the commit before, still in its fsyncs
     std::size_t offset = 0;
     int commits = 0;
@@ -168,6 +208,10 @@ int main(int argc, char** argv) {
         const std::size_t part = bytes / o.threads;
         for (int t = 0; t < o.threads; ++t) {
             const std::size_t n = t + 1 == o.threads ? bytes - part * t : part;
+            if (o.append) {
+                threads.emplace_back(append_part, files[t], std::ref(ends[t]), offset + part * t, n);
+                continue;
+            }
             threads.emplace_back(write_file,
                                  o.dir + "/seg-" + std::to_string(commits) + "-" +
                                      std::to_string(t) + ".h5",
@@ -181,7 +225,7 @@ int main(int argc, char** argv) {
             previous = std::move(threads);
         } else {
             for (auto& t : threads) t.join();
-            fsync_dir(o.dir);
+            if (!o.append) fsync_dir(o.dir);
         }
         offset += bytes;
         ++commits;
@@ -189,12 +233,13 @@ int main(int argc, char** argv) {
     for (auto& t : previous) t.join();
     fsync_dir(o.dir);
     const double seconds = now() - t0;
+    for (int fd : files) ::close(fd);
 
     for (const auto& e : std::filesystem::directory_iterator(o.dir))
         if (e.path().filename().string().starts_with("seg-")) std::filesystem::remove(e.path());
     std::printf(
         "{\"mode\": \"%s\", \"commit_mib\": %zu, \"threads\": %d, \"crc\": %d, \"drop\": %d, "
         "\"shared\": %d, \"prealloc\": %d, \"commits\": %d, \"bytes\": %zu, \"seconds\": %.3f}\n",
-        o.overlap ? "overlap" : "serial", o.commit >> 20, o.threads, int(o.crc), int(o.drop),
+        o.append ? "append" : o.overlap ? "overlap" : "serial", o.commit >> 20, o.threads, int(o.crc), int(o.drop),
         int(o.shared), int(o.prealloc), commits, kTotal, seconds);
 }

@@ -16,230 +16,191 @@
 // open, fdatasyncs them per commit and drops the committed range (no new
 // file, no rename, no directory fsync: not simsink's layout, a what-if).
 //
-//   segment_pipeline DIR [--commit 64] [--threads 2] [--mode serial|overlap|append]
+//   segment_pipeline --dir DIR [--commit 64] [--threads 2]
+//                    [--mode serial|overlap|append]
 //                    [--crc 1] [--drop 1] [--shared 1] [--prealloc 1]
 //
 // --shared 0 reads from private memory instead, --crc 0 / --drop 0 /
-// --prealloc 0 leave that step out. Prints one JSON line; DIR is emptied
-// (created if missing, its files removed afterwards). The figures are in
+// --prealloc 0 leave that step out. Prints one JSON line; DIR is created if
+// missing, and the files written are removed afterwards. The figures are in
 // docs/performance.md (eighth round).
 #include <fcntl.h>
 #include <isa-l/crc.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "bench_common.hpp"
+
 namespace {
+
+using simsink::bench::now;
 
 constexpr std::size_t kTotal = 808'000'000;
 constexpr std::size_t kArena = std::size_t{512} << 20;
 constexpr std::size_t kPiece = std::size_t{8} << 20;
 
-double now() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-}
+const char* kUsage =
+    "segment_pipeline --dir DIR [--commit MIB] [--threads N] [--mode serial|overlap|append]\n"
+    "                 [--crc 1|0] [--drop 1|0] [--shared 1|0] [--prealloc 1|0]\n";
 
-[[noreturn]] void die(const std::string& what) {
-    std::fprintf(stderr, "segment_pipeline: %s: %s\n", what.c_str(), std::strerror(errno));
-    std::exit(1);
-}
-
-struct Options {
-    std::string dir;
-    std::size_t commit = std::size_t{64} << 20;
-    int threads = 2;
-    bool overlap = false;
-    bool append = false;
-    bool crc = true, drop = true, shared = true, prealloc = true;
-};
-
-Options parse(int argc, char** argv) {
-    const char* usage =
-        "usage: segment_pipeline DIR [--commit MIB] [--threads N] [--mode serial|overlap|append]\n"
-        "                        [--crc 1|0] [--drop 1|0] [--shared 1|0] [--prealloc 1|0]\n";
-    if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-        std::fputs(usage, argc < 2 ? stderr : stdout);
-        std::exit(argc < 2 ? 2 : 0);
-    }
-    Options o;
-    o.dir = argv[1];
-    for (int i = 2; i < argc; i += 2) {
-        if (i + 1 >= argc) {
-            std::fprintf(stderr, "segment_pipeline: %s needs a value\n%s", argv[i], usage);
-            std::exit(2);
-        }
-        const std::string k = argv[i], v = argv[i + 1];
-        if (k == "--commit") o.commit = std::stoul(v) << 20;
-        else if (k == "--threads") o.threads = std::max(1, std::stoi(v));
-        else if (k == "--mode" && (v == "serial" || v == "overlap" || v == "append")) {
-            o.overlap = v == "overlap";
-            o.append = v == "append";
-        }
-        else if (k == "--crc") o.crc = v != "0";
-        else if (k == "--drop") o.drop = v != "0";
-        else if (k == "--shared") o.shared = v != "0";
-        else if (k == "--prealloc") o.prealloc = v != "0";
-        else {
-            std::fprintf(stderr, "segment_pipeline: unknown option %s %s\n%s", k.c_str(),
-                         v.c_str(), usage);
-            std::exit(2);
-        }
-    }
-    if (o.commit == 0) o.commit = kPiece;
-    return o;
+[[noreturn]] void fail(const std::string& what) {
+    simsink::bench::die("segment_pipeline: " + what + ": " + std::strerror(errno));
 }
 
 void fsync_dir(const std::string& dir) {
     const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-    if (fd < 0 || ::fsync(fd) != 0) die("fsync " + dir);
+    if (fd < 0 || ::fsync(fd) != 0) fail("fsync " + dir);
     ::close(fd);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    const Options o = parse(argc, argv);
-    std::filesystem::create_directories(o.dir);
+    const simsink::bench::Args args(argc, argv, kUsage);
+    const std::string dir = args.need("dir");
+    const std::string mode = args.str("mode", "serial");
+    if (mode != "serial" && mode != "overlap" && mode != "append")
+        simsink::bench::die("segment_pipeline: unknown --mode " + mode + "\n" + kUsage);
+    const bool overlap = mode == "overlap", append = mode == "append";
+    const std::size_t commit = std::max<std::size_t>(1, args.integer("commit", 64)) << 20;
+    const int threads = std::max(1, static_cast<int>(args.integer("threads", 2)));
+    const bool crc = args.flag("crc", true), drop = args.flag("drop", true),
+               shared = args.flag("shared", true), prealloc = args.flag("prealloc", true);
+    std::filesystem::create_directories(dir);
 
     // The source: a warm memfd, as a lent arena is, or private memory.
     const unsigned char* src = nullptr;
-    if (o.shared) {
+    if (shared) {
         const int mfd = ::memfd_create("segment_pipeline", 0);
-        if (mfd < 0 || ::ftruncate(mfd, kArena) != 0) die("memfd");
+        if (mfd < 0 || ::ftruncate(mfd, kArena) != 0) fail("memfd");
         void* w = ::mmap(nullptr, kArena, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
-        if (w == MAP_FAILED) die("mmap");
+        if (w == MAP_FAILED) fail("mmap");
         std::memset(w, 1, kArena);
         ::munmap(w, kArena);
         void* r = ::mmap(nullptr, kArena, PROT_READ, MAP_SHARED, mfd, 0);
-        if (r == MAP_FAILED) die("mmap");
+        if (r == MAP_FAILED) fail("mmap");
         src = static_cast<const unsigned char*>(r);
     } else {
         void* p = ::mmap(nullptr, kArena, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                          -1, 0);
-        if (p == MAP_FAILED) die("mmap");
+        if (p == MAP_FAILED) fail("mmap");
         std::memset(p, 1, kArena);
         src = static_cast<const unsigned char*>(p);
     }
 
-    // One segment file: [offset, offset + bytes) of the stream of bytes.
-    auto write_file = [&](const std::string& path, std::size_t offset, std::size_t bytes,
-                          std::atomic<int>& copied) {
-        const std::string tmp = path + ".tmp";
-        const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0) die("open " + tmp);
-        if (o.prealloc && ::fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, bytes + 65536) != 0)
-            die("fallocate " + tmp);
-        std::uint32_t crc = 0;
+    // Bytes [offset, offset + bytes) of the stream into `fd` at `at`, piece
+    // by piece as a segment writer does, then fdatasync and the range
+    // dropped from the page cache.
+    auto write_part = [&](int fd, off_t at, std::size_t offset, std::size_t bytes,
+                          std::atomic<int>* copied) {
+        std::uint32_t sum = 0;
         for (std::size_t done = 0; done < bytes;) {
             const std::size_t n = std::min(kPiece, bytes - done);
             // Wraps around the arena, as a client's buffers are reused.
             auto* p = const_cast<unsigned char*>(src + (offset + done) % (kArena - kPiece));
-            if (o.shared) ::madvise(p, n, MADV_POPULATE_READ);
-            if (o.crc) crc = crc32_gzip_refl(crc, p, n);
-            // 4 KiB in, as HDF5's metadata comes first in a segment.
-            if (::pwrite(fd, p, n, static_cast<off_t>(4096 + done)) != static_cast<ssize_t>(n))
-                die("pwrite " + tmp);
-            ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-            if (o.shared) ::madvise(p, n, MADV_DONTNEED);
+            if (shared) ::madvise(p, n, MADV_POPULATE_READ);
+            if (crc) sum = crc32_gzip_refl(sum, p, n);
+            const off_t to = at + static_cast<off_t>(done);
+            if (::pwrite(fd, p, n, to) != static_cast<ssize_t>(n)) fail("pwrite");
+            ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);  // as TmpFile::write_raw
+            if (shared) ::madvise(p, n, MADV_DONTNEED);
             done += n;
         }
-        copied.fetch_add(1);
-        if (::fdatasync(fd) != 0) die("fdatasync " + tmp);
-        if (o.drop) ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-        ::close(fd);
-        if (::rename(tmp.c_str(), path.c_str()) != 0) die("rename " + tmp);
-        (void)crc;
+        if (copied) copied->fetch_add(1);
+        if (::fdatasync(fd) != 0) fail("fdatasync");
+        if (drop) ::posix_fadvise(fd, at, static_cast<off_t>(bytes), POSIX_FADV_DONTNEED);
+        (void)sum;
     };
 
-    // append: one open file per thread; each commit adds its part and is
-    // fdatasynced, then that range is dropped from the page cache.
-    auto append_part = [&](int fd, off_t& at, std::size_t offset, std::size_t bytes) {
-        std::uint32_t crc = 0;
-        const off_t start = at;
-        for (std::size_t done = 0; done < bytes;) {
-            const std::size_t n = std::min(kPiece, bytes - done);
-            auto* p = const_cast<unsigned char*>(src + (offset + done) % (kArena - kPiece));
-            if (o.shared) ::madvise(p, n, MADV_POPULATE_READ);
-            if (o.crc) crc = crc32_gzip_refl(crc, p, n);
-            if (::pwrite(fd, p, n, at) != static_cast<ssize_t>(n)) die("pwrite");
-            ::sync_file_range(fd, at, static_cast<off_t>(n), SYNC_FILE_RANGE_WRITE);
-            if (o.shared) ::madvise(p, n, MADV_DONTNEED);
-            at += static_cast<off_t>(n);
-            done += n;
-        }
-        if (::fdatasync(fd) != 0) die("fdatasync");
-        if (o.drop) ::posix_fadvise(fd, start, at - start, POSIX_FADV_DONTNEED);
-        (void)crc;
+    // serial and overlap: one new segment file, renamed into place.
+    auto write_file = [&](const std::string& path, std::size_t offset, std::size_t bytes,
+                          std::atomic<int>& copied) {
+        const std::string tmp = path + ".tmp";
+        const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) fail("open " + tmp);
+        if (prealloc && ::fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, bytes + 65536) != 0)
+            fail("fallocate " + tmp);
+        // 4 KiB in, as HDF5's metadata comes first in a segment.
+        write_part(fd, 4096, offset, bytes, &copied);
+        ::close(fd);
+        if (::rename(tmp.c_str(), path.c_str()) != 0) fail("rename " + tmp);
     };
 
     const double t0 = now();
+    // append: one open file per thread; each commit adds its part at its end.
     std::vector<int> files;
     std::vector<off_t> ends;
-    if (o.append) {
-        for (int t = 0; t < o.threads; ++t) {
-            const std::string path = o.dir + "/seg-append-" + std::to_string(t) + ".h5";
+    if (append) {
+        for (int t = 0; t < threads; ++t) {
+            const std::string path = dir + "/seg-append-" + std::to_string(t) + ".h5";
             const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-            if (fd < 0) die("open " + path);
+            if (fd < 0) fail("open " + path);
             files.push_back(fd);
             ends.push_back(4096);
         }
-        fsync_dir(o.dir);
+        fsync_dir(dir);
     }
     std::vector<std::thread> previous;  // overlap: the commit before, still in its fsyncs
     std::size_t offset = 0;
     int commits = 0;
     while (offset < kTotal) {
-        const std::size_t bytes = std::min(o.commit, kTotal - offset);
+        const std::size_t bytes = std::min(commit, kTotal - offset);
         std::atomic<int> copied{0};
-        std::vector<std::thread> threads;
-        const std::size_t part = bytes / o.threads;
-        for (int t = 0; t < o.threads; ++t) {
-            const std::size_t n = t + 1 == o.threads ? bytes - part * t : part;
-            if (o.append) {
-                threads.emplace_back(append_part, files[t], std::ref(ends[t]), offset + part * t, n);
-                continue;
+        std::vector<std::thread> writers;
+        const std::size_t part = bytes / threads;
+        for (int t = 0; t < threads; ++t) {
+            const std::size_t n = t + 1 == threads ? bytes - part * t : part;
+            if (append) {
+                writers.emplace_back(write_part, files[t], ends[t], offset + part * t, n,
+                                     nullptr);
+                ends[t] += static_cast<off_t>(n);
+            } else {
+                writers.emplace_back(write_file,
+                                     dir + "/seg-" + std::to_string(commits) + "-" +
+                                         std::to_string(t) + ".h5",
+                                     offset + part * t, n, std::ref(copied));
             }
-            threads.emplace_back(write_file,
-                                 o.dir + "/seg-" + std::to_string(commits) + "-" +
-                                     std::to_string(t) + ".h5",
-                                 offset + part * t, n, std::ref(copied));
         }
-        if (o.overlap) {
-            while (copied.load() < o.threads)
+        if (overlap) {
+            while (copied.load() < threads)
                 std::this_thread::sleep_for(std::chrono::microseconds(200));
             for (auto& t : previous) t.join();
-            if (!previous.empty()) fsync_dir(o.dir);
-            previous = std::move(threads);
+            if (!previous.empty()) fsync_dir(dir);
+            previous = std::move(writers);
         } else {
-            for (auto& t : threads) t.join();
-            if (!o.append) fsync_dir(o.dir);
+            for (auto& t : writers) t.join();
+            if (!append) fsync_dir(dir);
         }
         offset += bytes;
         ++commits;
     }
     for (auto& t : previous) t.join();
-    fsync_dir(o.dir);
+    fsync_dir(dir);
     const double seconds = now() - t0;
     for (int fd : files) ::close(fd);
 
-    for (const auto& e : std::filesystem::directory_iterator(o.dir))
+    for (const auto& e : std::filesystem::directory_iterator(dir))
         if (e.path().filename().string().starts_with("seg-")) std::filesystem::remove(e.path());
-    std::printf(
-        "{\"mode\": \"%s\", \"commit_mib\": %zu, \"threads\": %d, \"crc\": %d, \"drop\": %d, "
-        "\"shared\": %d, \"prealloc\": %d, \"commits\": %d, \"bytes\": %zu, \"seconds\": %.3f}\n",
-        o.append ? "append" : o.overlap ? "overlap" : "serial", o.commit >> 20, o.threads, int(o.crc), int(o.drop),
-        int(o.shared), int(o.prealloc), commits, kTotal, seconds);
+    simsink::bench::JsonLine()
+        .str("mode", mode)
+        .integer("commit_mib", static_cast<long long>(commit >> 20))
+        .integer("threads", threads)
+        .integer("crc", crc)
+        .integer("drop", drop)
+        .integer("shared", shared)
+        .integer("prealloc", prealloc)
+        .integer("commits", commits)
+        .integer("bytes", static_cast<long long>(kTotal))
+        .num("seconds", seconds)
+        .print();
 }

@@ -20,7 +20,7 @@ for _ in $(seq "$rounds"); do
   for flags in "$@"; do
     sync
     # shellcheck disable=SC2086  # FLAGS are words on purpose
-    echo "$flags|$("$build/tests/bench/segment_pipeline" "$dir" $flags | seconds)" >> "$out"
+    echo "$flags $("$build/tests/bench/segment_pipeline" --dir "$dir" $flags | seconds)" >> "$out"
   done
   # Twice, the first discarded: the segment writers drop their pages as
   # they go, so the page cache the plain writer needs would otherwise be
@@ -30,16 +30,8 @@ for _ in $(seq "$rounds"); do
     sync
     s=$("$build/tests/bench/bench_w1" --mode write --file "$dir/w1.bin" | seconds)
     rm -f "$dir/w1.bin"
-    if [ "$keep" = 1 ]; then echo "bench_w1 --mode write|$s" >> "$out"; fi
+    if [ "$keep" = 1 ]; then echo "bench_w1 --mode write $s" >> "$out"; fi
   done
 done
-/usr/bin/python3 - "$out" <<'PY'
-import collections, statistics, sys
-runs = collections.OrderedDict()
-for line in open(sys.argv[1]):
-    what, s = line.rstrip("\n").rsplit("|", 1)
-    runs.setdefault(what, []).append(float(s))
-for what, xs in runs.items():
-    print(f"{what:60s} {statistics.median(xs):.3f} [{min(xs):.3f}-{max(xs):.3f}] s, {len(xs)} runs")
-PY
+/usr/bin/python3 "$(dirname "$0")/ab_summary.py" "$out"
 rm -f "$out"

@@ -22,11 +22,12 @@
 #include <sys/sendfile.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+
+#include "bench_common.hpp"
 
 namespace {
 
@@ -34,10 +35,7 @@ constexpr std::size_t kTotal = std::size_t{800} << 20;
 constexpr std::size_t kPiece = std::size_t{8} << 20;
 constexpr std::size_t kBounce = std::size_t{256} << 10;
 
-double now() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-}
+using simsink::bench::now;
 
 double cpu_seconds() {
     rusage r{};
@@ -46,9 +44,8 @@ double cpu_seconds() {
            double(r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
 }
 
-[[noreturn]] void die(const std::string& what) {
-    std::fprintf(stderr, "shm_to_file: %s: %s\n", what.c_str(), std::strerror(errno));
-    std::exit(1);
+[[noreturn]] void fail(const std::string& what) {
+    simsink::bench::die("shm_to_file: " + what + ": " + std::strerror(errno));
 }
 
 }  // namespace
@@ -63,19 +60,19 @@ int main(int argc, char** argv) {
     const std::string path = std::string(argv[2]) + "/shm_to_file.tmp";
 
     const int mem = ::memfd_create("shm_to_file", 0);
-    if (mem < 0 || ::ftruncate(mem, kTotal) != 0) die("memfd");
+    if (mem < 0 || ::ftruncate(mem, kTotal) != 0) fail("memfd");
     auto* map = static_cast<unsigned char*>(
         ::mmap(nullptr, kTotal, PROT_READ | PROT_WRITE, MAP_SHARED, mem, 0));
-    if (map == MAP_FAILED) die("mmap");
+    if (map == MAP_FAILED) fail("mmap");
     std::memset(map, 3, kTotal);  // the client wrote it
     ::madvise(map, kTotal, MADV_DONTNEED);  // and the daemon has not mapped it yet
     auto* priv = static_cast<unsigned char*>(std::aligned_alloc(4096, kPiece));
-    if (!priv) die("aligned_alloc");
+    if (!priv) fail("aligned_alloc");
     std::memset(priv, 3, kPiece);
 
     for (int round = 0; round < 4; ++round) {
         const int f = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0644);
-        if (f < 0) die("open " + path);
+        if (f < 0) fail("open " + path);
         const double t0 = now(), c0 = cpu_seconds();
         std::uint32_t crc = 0;
         for (std::size_t at = 0; at < kTotal; at += kPiece) {
@@ -104,10 +101,10 @@ int main(int argc, char** argv) {
             } else {
                 ok = ::pwrite(f, priv, kPiece, static_cast<off_t>(at)) == ssize_t(kPiece);
             }
-            if (!ok) die("write " + path);
+            if (!ok) fail("write " + path);
             ::sync_file_range(f, static_cast<off_t>(at), kPiece, SYNC_FILE_RANGE_WRITE);
         }
-        if (::fdatasync(f) != 0) die("fdatasync " + path);
+        if (::fdatasync(f) != 0) fail("fdatasync " + path);
         ::posix_fadvise(f, 0, 0, POSIX_FADV_DONTNEED);
         std::printf("{\"mode\": \"%s\", \"round\": %d, \"seconds\": %.3f, \"cpu\": %.3f, "
                     "\"crc\": \"%08x\"}\n",

@@ -11,12 +11,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <map>
 #include <sstream>
 #include <stdexcept>
@@ -69,9 +72,29 @@ class Args {
         if (it == values_.end()) die("missing --" + k + "\n" + usage_);
         return it->second;
     }
+    // A whole number; anything else (a suffix, trailing text) is an error,
+    // not a silently shorter number.
     long integer(const std::string& k, long def) const {
         auto it = values_.find(k);
-        return it == values_.end() ? def : std::atol(it->second.c_str());
+        if (it == values_.end()) return def;
+        long v = 0;
+        if (!parse(it->second, v, nullptr))
+            die("--" + k + " takes a whole number, not '" + it->second + "'\n" + usage_);
+        return v;
+    }
+    // A byte count: a whole number with an optional K, M or G suffix
+    // (powers of 1024), as the daemon's size options take.
+    long bytes(const std::string& k, long def) const {
+        auto it = values_.find(k);
+        if (it == values_.end()) return def;
+        long v = 0;
+        char suffix = 0;
+        if (!parse(it->second, v, &suffix))
+            die("--" + k + " takes a byte count (e.g. 4096, 64K, 512M, 2G), not '" + it->second +
+                "'\n" + usage_);
+        const int shift = suffix == 'K' ? 10 : suffix == 'M' ? 20 : suffix == 'G' ? 30 : 0;
+        if (v > (std::numeric_limits<long>::max() >> shift)) die("--" + k + " is too large");
+        return v << shift;
     }
     bool flag(const std::string& k, bool def) const {
         auto it = values_.find(k);
@@ -91,6 +114,17 @@ class Args {
     }
 
   private:
+    // Digits (a leading '-' allowed), then, if `suffix` is given, one of
+    // K, M, G (either case) at most.
+    static bool parse(const std::string& text, long& v, char* suffix) {
+        const char* end = text.data() + text.size();
+        auto [p, ec] = std::from_chars(text.data(), end, v);
+        if (ec != std::errc() || p == text.data()) return false;
+        if (p == end) return true;
+        if (!suffix || p + 1 != end || v < 0) return false;
+        *suffix = static_cast<char>(std::toupper(static_cast<unsigned char>(*p)));
+        return *suffix == 'K' || *suffix == 'M' || *suffix == 'G';
+    }
     std::map<std::string, std::string> values_;
     std::string usage_;
 };

@@ -4,10 +4,10 @@
 // --rows 100 --row-bytes 8080000).
 //
 //   bench_w3 --mode simsink --connect ENDPOINT --clients N [--rows R] [--row-bytes B]
-//            [--campaign w3] [--max-unacked BYTES] [--batch-bytes BYTES]
+//            [--campaign w3] [--max-unacked SIZE] [--batch-bytes SIZE]
 //       Each worker: Client, open_run, one record per row, close, flush.
 //       --max-unacked and --batch-bytes set the client's Options (default:
-//       the library's defaults).
+//       the library's defaults); SIZE takes a K, M or G suffix (powers of 1024).
 //       808-byte rows are recorded as a W1 step (t float64 + y float64[100]),
 //       other sizes as one float64 row of B/8 elements.
 //   bench_w3 --mode redis --redis HOST:PORT|unix:PATH --clients N [--rows R]
@@ -43,7 +43,7 @@ using simsink::bench::WorkerResult;
 
 const char* kUsage =
     "bench_w3 --mode simsink --connect ENDPOINT --clients N [--rows R] [--row-bytes B]\n"
-    "         [--campaign w3] [--max-unacked BYTES] [--batch-bytes BYTES] [--shm 1|0]\n"
+    "         [--campaign w3] [--max-unacked SIZE] [--batch-bytes SIZE] [--shm 1|0]\n"
     "bench_w3 --mode redis --redis HOST:PORT|unix:PATH --clients N [--rows R] [--row-bytes B]\n"
     "         [--pipeline P]\n";
 
@@ -154,8 +154,8 @@ int main(int argc, char** argv) {
               args.integer("row-bytes", 808),
               {},
               args.str("campaign", "w3")};
-    if (auto v = args.integer("max-unacked", 0); v > 0) plan.options.max_unacked_bytes = v;
-    if (auto v = args.integer("batch-bytes", 0); v > 0) plan.options.batch_bytes = v;
+    if (auto v = args.bytes("max-unacked", 0); v > 0) plan.options.max_unacked_bytes = v;
+    if (auto v = args.bytes("batch-bytes", 0); v > 0) plan.options.batch_bytes = v;
     plan.options.shared_memory = args.flag("shm", true);
     if (plan.clients < 1 || plan.rows < plan.clients || plan.row_bytes < 8 ||
         plan.row_bytes % 8 != 0)

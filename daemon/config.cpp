@@ -183,7 +183,7 @@ Options (each can also be a "key = value" line in the --config file):
   --direct-io BOOL           write large datasets with O_DIRECT, past the page
                              cache (default false)
   --write-threads N          write a large commit as up to N segments at once
-                             (default: the number of cores, at most 4)
+                             (default 0: the number of cores, at most 4)
   --write-split-bytes SIZE   each of those segments at least SIZE (default 32M)
   --log-level LEVEL          trace, debug, info, warn, error (default info)
   -h, --help                 show this help

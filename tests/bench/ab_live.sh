@@ -7,6 +7,10 @@
 # Both builds must be configured with -Dbench=true. The same build twice
 # with different daemon flags is an A/B of a setting:
 #   tests/bench/ab_live.sh build build w3-64 6 -- --write-threads 1   (A gets the flags)
+# Two variables give A more (both split into words, empty by default):
+#   AB_CLIENT_A   options for A's bench_w3 runs (w3-1, w3-64), e.g. the
+#                 client's window: AB_CLIENT_A="--max-unacked 512M"
+#   AB_PREFIX_A   a command A's daemon is started under, e.g. "nice -n -10"
 set -euo pipefail
 A=$(realpath "$1") B=$(realpath "$2") work=${3:-w1} rounds=${4:-5}
 shift $(( $# < 4 ? $# : 4 ))
@@ -16,19 +20,20 @@ declare -A dir pid
 for x in A B; do
   d=$(mktemp -d -p "${TMPDIR:-/tmp}"); dir[$x]=$d
   build=${!x}
-  extra=()
-  if [ "$x" = A ]; then extra=("${flags_a[@]}"); fi
-  setsid "$build/daemon/simsinkd" --data-dir "$d/data" --listen "ipc://$d/in.sock" \
+  extra=() prefix=()
+  if [ "$x" = A ]; then extra=("${flags_a[@]}"); read -ra prefix <<< "${AB_PREFIX_A:-}"; fi
+  "${prefix[@]}" setsid "$build/daemon/simsinkd" --data-dir "$d/data" --listen "ipc://$d/in.sock" \
     --admin "ipc://$d/adm.sock" --log-level warn "${extra[@]}" &
   pid[$x]=$!
   for _ in $(seq 100); do [ -S "$d/adm.sock" ] && break; sleep 0.05; done
 done
 run() {  # A|B campaign -> seconds
-  local b=${!1} e="ipc://${dir[$1]}/in.sock"
+  local b=${!1} e="ipc://${dir[$1]}/in.sock" client=()
+  if [ "$1" = A ]; then read -ra client <<< "${AB_CLIENT_A:-}"; fi
   case $work in
     w1) "$b/tests/bench/bench_w1" --mode simsink --connect "$e" --steps 1000000 --campaign "$2" ;;
-    w3-1) "$b/tests/bench/bench_w3" --mode simsink --connect "$e" --clients 1 --campaign "$2" ;;
-    w3-64) "$b/tests/bench/bench_w3" --mode simsink --connect "$e" --clients 64 --campaign "$2" ;;
+    w3-1) "$b/tests/bench/bench_w3" --mode simsink --connect "$e" --clients 1 --campaign "$2" "${client[@]}" ;;
+    w3-64) "$b/tests/bench/bench_w3" --mode simsink --connect "$e" --clients 64 --campaign "$2" "${client[@]}" ;;
     *) echo "unknown workload $work (w1, w3-1, w3-64)" >&2; exit 2 ;;
   esac | grep -o '"seconds": [0-9.]*' | awk '{print $2}'
 }

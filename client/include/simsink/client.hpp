@@ -318,7 +318,10 @@ struct Options {
     // Bytes of sealed messages kept until the daemon acknowledges them (for
     // resend). When reached, record() waits for acknowledgements, or throws
     // Error(BUSY) if `blocking` is false. A single message larger than this
-    // is still accepted when nothing else is pending.
+    // is still accepted when nothing else is pending. Keep it many times
+    // batch_bytes: a record() that waits asks the daemon to commit at once,
+    // so with a window of a few batches recording waits for a commit (an
+    // fsync) every few batches.
     std::uint64_t max_unacked_bytes = std::uint64_t{256} << 20;
     bool blocking = true;
     // A batch of staged rows is sealed into one APPEND message when its

@@ -105,7 +105,9 @@ enum simsink_error {
 typedef struct simsink_options {
     uint32_t struct_size; /* set by simsink_options_init */
     int32_t blocking;     /* 1 (default): wait when max_unacked_bytes is reached; 0: fail BUSY */
-    uint64_t max_unacked_bytes;   /* bytes kept for resend until acknowledged (256 MiB) */
+    uint64_t max_unacked_bytes;   /* bytes kept for resend until acknowledged (256 MiB);
+                                   * many times batch_bytes, or recording waits for
+                                   * a commit every few batches */
     uint64_t batch_bytes;         /* seal a batch into one message at this size (1 MiB) */
     double linger_seconds;        /* seal a non-empty batch older than this (0.05) */
     double timeout_seconds;       /* simsink_run_id's wait; < 0: forever (default) */

@@ -11,6 +11,10 @@
 #   AB_CLIENT_A   options for A's bench_w3 runs (w3-1, w3-64), e.g. the
 #                 client's window: AB_CLIENT_A="--max-unacked 512M"
 #   AB_PREFIX_A   a command A's daemon is started under, e.g. "nice -n -10"
+# and one more (empty by default):
+#   AB_AUTOGROUP_A  the nice value of A's daemon's session (its autogroup,
+#                 /proc/PID/autogroup), which is what shares the CPUs out
+#                 between the daemon and the workers when autogroup is on
 set -euo pipefail
 A=$(realpath "$1") B=$(realpath "$2") work=${3:-w1} rounds=${4:-5}
 shift $(( $# < 4 ? $# : 4 ))
@@ -26,6 +30,11 @@ for x in A B; do
     --admin "ipc://$d/adm.sock" --log-level warn "${extra[@]}" &
   pid[$x]=$!
   for _ in $(seq 100); do [ -S "$d/adm.sock" ] && break; sleep 0.05; done
+  if [ "$x" = A ] && [ -n "${AB_AUTOGROUP_A:-}" ]; then
+    daemon=$(pgrep -f -- "--data-dir $d/data" | head -1)
+    echo "$AB_AUTOGROUP_A" > "/proc/$daemon/autogroup"
+    echo "A: $(cat "/proc/$daemon/autogroup")" >&2
+  fi
 done
 run() {  # A|B campaign -> seconds
   local b=${!1} e="ipc://${dir[$1]}/in.sock" client=()

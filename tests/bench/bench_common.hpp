@@ -109,7 +109,13 @@ class Args {
         std::vector<unsigned long long> out;
         std::stringstream ss(it->second);
         std::string item;
-        while (std::getline(ss, item, ',')) out.push_back(std::stoull(item));
+        while (std::getline(ss, item, ',')) {
+            long v = 0;
+            if (!parse(item, v, nullptr) || v < 0)
+                die("--" + k + " takes whole numbers separated by commas, not '" + it->second +
+                    "'\n" + usage_);
+            out.push_back(static_cast<unsigned long long>(v));
+        }
         return out;
     }
 

@@ -7,14 +7,14 @@
 # Both builds must be configured with -Dbench=true. The same build twice
 # with different daemon flags is an A/B of a setting:
 #   tests/bench/ab_live.sh build build w3-64 6 -- --write-threads 1   (A gets the flags)
-# Two variables give A more (both split into words, empty by default):
-#   AB_CLIENT_A   options for A's bench_w3 runs (w3-1, w3-64), e.g. the
-#                 client's window: AB_CLIENT_A="--max-unacked 512M"
-#   AB_PREFIX_A   a command A's daemon is started under, e.g. "nice -n -10"
-# and one more (empty by default):
+# Three variables give A more (each empty by default):
+#   AB_CLIENT_A     options for A's bench_w3 runs (w3-1, w3-64), split into
+#                   words, e.g. the client's window: "--max-unacked 512M"
+#   AB_PREFIX_A     a command A's daemon is started under, split into words,
+#                   e.g. "nice -n -10"
 #   AB_AUTOGROUP_A  the nice value of A's daemon's session (its autogroup,
-#                 /proc/PID/autogroup), which is what shares the CPUs out
-#                 between the daemon and the workers when autogroup is on
+#                   /proc/PID/autogroup), which is what shares the CPUs out
+#                   between the daemon and the workers when autogroup is on
 set -euo pipefail
 A=$(realpath "$1") B=$(realpath "$2") work=${3:-w1} rounds=${4:-5}
 shift $(( $# < 4 ? $# : 4 ))

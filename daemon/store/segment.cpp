@@ -128,10 +128,15 @@ std::vector<Planned> plan(const std::filesystem::path& path, std::span<const Str
     return planned;
 }
 
+std::uintptr_t page_size() noexcept {
+    static const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    return page;
+}
+
 // Maps the pages of [data, data + bytes) of a shared mapping at once
 // (RowBlock::shared_mapping). Best effort: a page it does not map faults in.
 void populate_mapping(const unsigned char* data, std::size_t bytes) noexcept {
-    static const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const std::uintptr_t page = page_size();
     const auto begin = reinterpret_cast<std::uintptr_t>(data) & ~(page - 1);
     const auto end = reinterpret_cast<std::uintptr_t>(data) + bytes;
     if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ);
@@ -141,7 +146,7 @@ void populate_mapping(const unsigned char* data, std::size_t bytes) noexcept {
 // bytes) of a shared mapping (RowBlock::shared_mapping). Best
 // effort: the pages go at the latest when the block's owner lets go.
 void drop_mapping(const unsigned char* data, std::size_t bytes) noexcept {
-    static const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const std::uintptr_t page = page_size();
     const auto begin = (reinterpret_cast<std::uintptr_t>(data) + page - 1) & ~(page - 1);
     const auto end = (reinterpret_cast<std::uintptr_t>(data) + bytes) & ~(page - 1);
     if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);

@@ -41,6 +41,25 @@ inline double now() {
     std::exit(2);
 }
 
+// die() with errno's message: "<what>: <strerror(errno)>".
+[[noreturn]] inline void die_errno(const std::string& what) {
+    die(what + ": " + std::strerror(errno));
+}
+
+// All `bytes` at `at`, across short writes and EINTR; dies naming `what`.
+inline void pwrite_all(int fd, const void* data, std::size_t bytes, off_t at,
+                       const std::string& what) {
+    const auto* p = static_cast<const char*>(data);
+    for (std::size_t done = 0; done < bytes;) {
+        const ssize_t w = ::pwrite(fd, p + done, bytes - done, at + static_cast<off_t>(done));
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            die_errno(what);
+        }
+        done += static_cast<std::size_t>(w);
+    }
+}
+
 class Args;
 
 // main() of a bench program whose --mode picks one function: runs it, prints
@@ -195,8 +214,8 @@ class JsonLine {
 // does after closing an HDF5 file (HDF5 has no fsync call of its own).
 inline void fsync_file(const std::string& path) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) die("open " + path + ": " + std::strerror(errno));
-    if (::fsync(fd) != 0) die("fsync " + path + ": " + std::strerror(errno));
+    if (fd < 0) die_errno("open " + path);
+    if (::fsync(fd) != 0) die_errno("fsync " + path);
     ::close(fd);
 }
 

@@ -183,22 +183,14 @@ void run_write(const simsink::bench::Args& args) {
 
     const double t0 = now();
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) simsink::bench::die("open " + path + ": " + std::strerror(errno));
+    if (fd < 0) simsink::bench::die_errno("open " + path);
     off_t at = 0;
     std::size_t n = 0;
     auto write_out = [&] {
         // t values first, then the y rows right after them.
         if (n < rows) std::memmove(&buf[n], &buf[rows], n * kRow * sizeof(double));
         const std::size_t bytes = n * (1 + kRow) * sizeof(double);
-        const auto* p = reinterpret_cast<const char*>(buf.data());
-        for (std::size_t done = 0; done < bytes;) {
-            const ssize_t w = ::pwrite(fd, p + done, bytes - done, at + static_cast<off_t>(done));
-            if (w < 0) {
-                if (errno == EINTR) continue;
-                simsink::bench::die("pwrite " + path + ": " + std::strerror(errno));
-            }
-            done += static_cast<std::size_t>(w);
-        }
+        simsink::bench::pwrite_all(fd, buf.data(), bytes, at, "pwrite " + path);
         ::sync_file_range(fd, at, static_cast<off_t>(bytes), SYNC_FILE_RANGE_WRITE);
         at += static_cast<off_t>(bytes);
         n = 0;
@@ -213,7 +205,7 @@ void run_write(const simsink::bench::Args& args) {
     }
     if (n) write_out();
     const double loop = now() - t0;
-    if (::fdatasync(fd) != 0) simsink::bench::die("fdatasync " + path + ": " + std::strerror(errno));
+    if (::fdatasync(fd) != 0) simsink::bench::die_errno("fdatasync " + path);
     ::close(fd);
     const double total = now() - t0;
     simsink::bench::JsonLine()

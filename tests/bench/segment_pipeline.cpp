@@ -54,7 +54,7 @@ const char* kUsage =
     "                 [--crc 1|0] [--drop 1|0] [--shared 1|0] [--prealloc 1|0]\n";
 
 [[noreturn]] void fail(const std::string& what) {
-    simsink::bench::die("segment_pipeline: " + what + ": " + std::strerror(errno));
+    simsink::bench::die_errno("segment_pipeline: " + what);
 }
 
 void fsync_dir(const std::string& dir) {
@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
             if (shared) ::madvise(p, n, MADV_POPULATE_READ);
             if (crc) sum = crc32_gzip_refl(sum, p, n);
             const off_t to = at + static_cast<off_t>(done);
-            if (::pwrite(fd, p, n, to) != static_cast<ssize_t>(n)) fail("pwrite");
+            simsink::bench::pwrite_all(fd, p, n, to, "segment_pipeline: pwrite");
             ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);  // as TmpFile::write_raw
             if (shared) ::madvise(p, n, MADV_DONTNEED);
             done += n;

@@ -45,7 +45,7 @@ double cpu_seconds() {
 }
 
 [[noreturn]] void fail(const std::string& what) {
-    simsink::bench::die("shm_to_file: " + what + ": " + std::strerror(errno));
+    simsink::bench::die_errno("shm_to_file: " + what);
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "h5.hpp"
 
+#include "release.hpp"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -423,12 +425,19 @@ void TmpFile::preallocate(std::uint64_t bytes) {
     Site site{path_};
     if (bytes == 0) return;
     if (::fallocate(fd_, FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(bytes)) == 0) {
-        preallocated_ = true;
+        preallocated_ = std::max(preallocated_, bytes);
         return;
     }
     const int e = errno;
     if (e == EOPNOTSUPP || e == ENOSYS || e == EINVAL) return;
     fail_errno(site, "preallocate", e);
+}
+
+void TmpFile::preallocate_layout() {
+    Site site{path_};
+    hsize_t size = 0;
+    check(site, "get the allocated size of", [&] { return H5Fget_filesize(file_.id(), &size); });
+    preallocate(size);
 }
 
 void TmpFile::close(bool fsync) {
@@ -439,14 +448,16 @@ void TmpFile::close(bool fsync) {
 int TmpFile::reopen_after_close(const Site& site) {
     int fd = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0) fail_errno(site, "reopen", errno);
-    if (preallocated_) {
+    if (preallocated_ > 0) {
         // Truncating to the current size releases the blocks reserved past
-        // the end that HDF5 did not use.
+        // the end that HDF5 did not use. Only when there are some: freeing
+        // blocks can wait for a discard behind the disk's queue (release.hpp).
         struct stat st {};
         const char* op = nullptr;
         if (::fstat(fd, &st) != 0)
             op = "stat";
-        else if (::ftruncate(fd, st.st_size) != 0)
+        else if (static_cast<std::uint64_t>(st.st_size) < preallocated_ &&
+                 ::ftruncate(fd, st.st_size) != 0)
             op = "release unused preallocation of";
         if (op) {
             const int e = errno;
@@ -567,12 +578,17 @@ std::vector<std::byte> MemoryFile::image() {
 void save_image(const std::filesystem::path& target, std::span<const std::byte> image) {
     const auto tmp = tmp_path_for(target);
     write_whole_file(tmp, image);
+    // The file being replaced is freed on the release thread, not inside
+    // rename(2): release.hpp says why.
+    const int old = ::open(target.c_str(), O_RDONLY | O_CLOEXEC);
     if (::rename(tmp.c_str(), target.c_str()) != 0) {
         const int e = errno;
+        if (old >= 0) ::close(old);
         std::error_code ec;
         std::filesystem::remove(tmp, ec);
         fail_errno(Site{tmp}, "rename to " + target.string() + " from", e);
     }
+    release_later(old);
 }
 
 void write_whole_file(const std::filesystem::path& path, std::span<const std::byte> bytes) {

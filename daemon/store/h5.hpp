@@ -202,6 +202,11 @@ class TmpFile {
     // gives back what HDF5 did not use. Throws StoreError on ENOSPC, EDQUOT,
     // EFBIG, EIO; file systems that cannot preallocate are ignored.
     void preallocate(std::uint64_t bytes);
+    // preallocate() of exactly the file as HDF5 has laid it out so far (its
+    // end of allocated space, which covers datasets allocated early): call
+    // it once every object is created, before close_metadata(). Nothing is
+    // reserved past the end, so close() has nothing to give back.
+    void preallocate_layout();
     // Closes (and so flushes) the file; then, when `fsync`, fsyncs it.
     void close(bool fsync);
     // With early writeback on, write_raw() tells the kernel to start writing
@@ -243,7 +248,7 @@ class TmpFile {
 
     std::filesystem::path path_;
     File file_;
-    bool preallocated_ = false;
+    std::uint64_t preallocated_ = 0;  // bytes reserved by preallocate()
     bool renamed_ = false;
     bool early_writeback_ = false;
     std::uint64_t unsubmitted_ = 0;

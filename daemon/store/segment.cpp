@@ -32,12 +32,6 @@ namespace {
 
 constexpr std::uint64_t kCrcSlabBytes = std::uint64_t{16} << 20;
 
-// Generous bounds of HDF5's own bytes in a segment (superblock, root group
-// symbol table, one object header per dataset), used only to size the
-// preallocation; TmpFile::close_metadata() releases what HDF5 did not use.
-constexpr std::uint64_t kFileOverhead = std::uint64_t{64} << 10;
-constexpr std::uint64_t kDatasetOverhead = std::uint64_t{4} << 10;
-
 constexpr std::uint64_t kMaxU64 = std::numeric_limits<std::uint64_t>::max();
 
 // A StreamWrite that passed validation, with what the write needs.
@@ -79,11 +73,9 @@ namespace {
 
 // Checks every StreamWrite against its blocks before the file is created, so
 // that bad input never leaves a partial file behind.
-std::vector<Planned> plan(const std::filesystem::path& path, std::span<const StreamWrite> streams,
-                          std::uint64_t& data_bytes) {
+std::vector<Planned> plan(const std::filesystem::path& path, std::span<const StreamWrite> streams) {
     std::vector<Planned> planned;
     std::set<std::string> names;
-    data_bytes = 0;
     for (const auto& w : streams) {
         Planned p;
         p.write = &w;
@@ -122,7 +114,6 @@ std::vector<Planned> plan(const std::filesystem::path& path, std::span<const Str
         if (w.kind == StreamKind::stream) p.dims.push_back(p.rows);
         p.dims.insert(p.dims.end(), w.shape.begin(), w.shape.end());
         p.bytes = p.rows * row_bytes;
-        data_bytes += p.bytes;
         planned.push_back(std::move(p));
     }
     return planned;
@@ -266,13 +257,14 @@ class PendingSegment {
     PendingSegment(const std::filesystem::path& path, std::span<const StreamWrite> streams,
                    const SegmentOptions& options)
         : path_(path), options_(options) {
-        std::uint64_t data_bytes = 0;
-        planned_ = plan(path, streams, data_bytes);
+        planned_ = plan(path, streams);
         file_ = std::make_unique<h5::TmpFile>(h5::tmp_path_for(path), options.direct_io);
-        file_->preallocate(data_bytes + (kFileOverhead + kDatasetOverhead * planned_.size()) +
-                           (options.direct_io ? h5::TmpFile::kDirectAlign * planned_.size() : 0));
         file_->set_early_writeback(options.fsync);
         for (const auto& p : planned_) offsets_.push_back(create_dataset(*file_, p));
+        // The datasets' storage is allocated (early), nothing is written
+        // yet: reserve exactly the file's blocks, so that a full disk shows
+        // here and nothing past the end has to be freed later.
+        file_->preallocate_layout();
         file_->close_metadata();
     }
 

@@ -9,6 +9,7 @@
 #include <system_error>
 #include <thread>
 
+#include "release.hpp"
 #include "segment.hpp"
 #include "unix_time.hpp"
 #include "view.hpp"
@@ -48,6 +49,7 @@ void Committer::stop() {
     }
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
+    store::release_pending();  // replaced views and expired segments are gone too
 }
 
 std::uint64_t Committer::request_commit() {

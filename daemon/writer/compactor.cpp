@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 
+#include "release.hpp"
 #include "segment.hpp"
 #include "unix_time.hpp"
 #include "writer/failpoint.hpp"
@@ -139,8 +140,9 @@ std::size_t Compactor::merge_once(const std::string& campaign) {
 
 void Compactor::delete_expired(double now, bool all) {
     while (!doomed_.empty() && (all || doomed_.front().first <= now)) {
-        std::error_code ec;
-        fs::remove(config_.data_dir / doomed_.front().second, ec);
+        // On the release thread: freeing a file's blocks can wait for the
+        // disk (release.hpp), and the next commit must not.
+        store::remove_later(config_.data_dir / doomed_.front().second);
         doomed_.pop_front();
     }
 }

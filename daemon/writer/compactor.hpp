@@ -34,8 +34,9 @@ class Compactor {
     // Called when the writer is idle; compacts at most every few seconds.
     void maybe_compact(double now);
 
-    // Deletes replaced files whose grace period is over (all of them when
-    // `all`, e.g. at shutdown).
+    // Removes replaced files whose grace period is over (all of them when
+    // `all`, e.g. at shutdown), on the release thread (store::remove_later;
+    // Committer::stop() waits for it).
     void delete_expired(double now, bool all = false);
 
   private:

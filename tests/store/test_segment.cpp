@@ -1,5 +1,6 @@
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <catch2/catch.hpp>
@@ -26,6 +27,17 @@ std::vector<unsigned char> concat(const std::vector<std::vector<unsigned char>>&
     std::vector<unsigned char> all;
     for (const auto& b : blocks) all.insert(all.end(), b.begin(), b.end());
     return all;
+}
+
+// `n` streams 0..n-1: the even ones float64 rows `a`, the odd ones int32
+// rows `b`.
+std::vector<StreamWrite> alternating(int n, const std::vector<unsigned char>& a,
+                                     const std::vector<unsigned char>& b) {
+    std::vector<StreamWrite> writes;
+    for (int i = 0; i < n; ++i)
+        writes.push_back(
+            stream_write(i, i % 2 ? DType::int32 : DType::float64, {}, {i % 2 ? &b : &a}));
+    return writes;
 }
 
 bool no_tmp_files(const fs::path& dir) {
@@ -353,10 +365,7 @@ TEST_CASE("disk full at any point of a segment write leaves no file and no open 
     const auto path = dir / "seg-1.h5";
     auto a = values(DType::float64, 1 << 15, 1);  // 256 KiB
     auto b = values(DType::int32, 3000, 2);
-    std::vector<StreamWrite> writes;
-    for (int i = 0; i < 8; ++i)
-        writes.push_back(
-            stream_write(i, i % 2 ? DType::int32 : DType::float64, {}, {i % 2 ? &b : &a}));
+    auto writes = alternating(8, a, b);
     const std::uint64_t data_bytes = 4 * a.size() + 4 * b.size();
     // Budgets that end the writing in the superblock, in the raw data of the
     // first, a middle and the last dataset, and in the metadata written by
@@ -430,10 +439,7 @@ TEST_CASE("full file system at any point of a segment write", "[.][tmpfs][fault]
     fs::create_directories(dir);
     auto a = values(DType::float64, 3 << 12, 1);  // 96 KiB
     auto b = values(DType::int32, 12000, 2);
-    std::vector<StreamWrite> writes;
-    for (int i = 0; i < 40; ++i)
-        writes.push_back(
-            stream_write(i, i % 2 ? DType::int32 : DType::float64, {}, {i % 2 ? &b : &a}));
+    auto writes = alternating(40, a, b);
     int full = 0, ok = 0;
     const auto free_bytes = fs::space(dir).available;
     for (std::uintmax_t filler = 0; filler < free_bytes; filler += 4096 * 7) {
@@ -857,4 +863,23 @@ TEST_CASE("direct I/O on several threads, with a full disk: all or nothing as bu
     CHECK(read_raw(dir / "b/seg-2.h5", "/s1") == rows);
     CHECK(infos[0].datasets.at(0).crc32 == zlib_crc({rows}));
     CHECK(open_hdf5_objects() == 0);
+}
+
+TEST_CASE("a segment reserves exactly its own blocks: none past its end", "[segment]") {
+    // Blocks past the end would have to be freed by a truncate on the
+    // commit's path, and freeing can wait for the disk (release.hpp).
+    TempDir dir;
+    const auto path = dir / "seg-1.h5";
+    auto a = values(DType::float64, 1 << 16, 1);  // 512 KiB
+    auto b = values(DType::int32, 3001, 2);
+    auto writes = alternating(6, a, b);
+    write_segment(path, writes);
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    const auto allocated = static_cast<std::uint64_t>(st.st_blocks) * 512;
+    INFO("size " << size << ", allocated " << allocated);
+    CHECK(size >= 3 * a.size() + 3 * b.size());  // the raw data alone
+    CHECK(allocated <= (size + 4095) / 4096 * 4096);
+    CHECK(read_raw(path, "/s5") == b);
 }

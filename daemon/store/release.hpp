@@ -6,9 +6,9 @@
 // and waits for it. That discard is queued behind the segment data being
 // written back, so replacing a 40 KB view could block for 20–100 ms. A
 // commit is acknowledged only once its views are saved, so the whole commit
-// pipeline waited too (docs/performance.md, tenth round). With a journal the
-// discard waits for the journal commit instead, which is also not something
-// the writer should wait for.
+// pipeline waited too (docs/performance.md, tenth round). With a journal,
+// ext4 defers the free and its discard to the journal commit, and the call
+// returns at once; the thread then costs nothing but itself.
 //
 // The functions here hand that work to one thread of its own. The caller
 // goes on at once; the blocks are freed (and discarded) a little later.

@@ -243,7 +243,7 @@ class TmpFile {
 
   private:
     // After HDF5 closed the file: opens it for writing and gives back the
-    // preallocated blocks past its end.
+    // preallocated blocks past its end, if there are any.
     int reopen_after_close(const Site& site);
 
     std::filesystem::path path_;

@@ -1,8 +1,6 @@
-// store::release_later / remove_later / release_pending, and the two places
-// that use them on the commit's path: views replaced by save_image, and
-// segments that reserve exactly their own blocks.
+// store::release_later / remove_later / release_pending, and the place on
+// the commit's path that uses them: views replaced by save_image.
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -105,53 +103,4 @@ TEST_CASE("a save_image whose rename fails closes what it opened", "[release][vi
     CHECK(open_fds() == before);
     CHECK(contents(target / "keep") == "x");
     CHECK_FALSE(fs::exists(dir / "run-1.h5.tmp"));
-}
-
-TEST_CASE("preallocate_layout reserves the whole early-allocated file before anything is written",
-          "[release][segment]") {
-    TempDir dir;
-    {
-        // A file system that cannot preallocate has nothing to check here.
-        const int probe = ::open((dir / "probe").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        REQUIRE(probe >= 0);
-        const bool can = ::fallocate(probe, FALLOC_FL_KEEP_SIZE, 0, 4096) == 0;
-        const int why = errno;
-        ::close(probe);
-        fs::remove(dir / "probe");
-        if (!can) {
-            WARN("no fallocate here: " << std::strerror(why));
-            return;
-        }
-    }
-    const auto path = dir / "seg-1.h5.tmp";
-    h5::TmpFile file(path);
-    // A 4 MiB dataset whose storage HDF5 allocates at creation, as segments do.
-    const hsize_t dims[1] = {std::uint64_t{1} << 19};
-    hid_t space = H5Screate_simple(1, dims, nullptr);
-    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    REQUIRE(H5Pset_layout(dcpl, H5D_CONTIGUOUS) >= 0);
-    REQUIRE(H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY) >= 0);
-    REQUIRE(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) >= 0);
-    hid_t d = H5Dcreate2(file.id(), "s1", H5T_NATIVE_DOUBLE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    REQUIRE(d >= 0);
-    H5Dclose(d);
-    H5Pclose(dcpl);
-    H5Sclose(space);
-    hsize_t layout = 0;
-    REQUIRE(H5Fget_filesize(file.id(), &layout) >= 0);
-    CHECK(layout >= dims[0] * 8);
-
-    file.preallocate_layout();
-    struct stat st {};
-    REQUIRE(::stat(path.c_str(), &st) == 0);
-    INFO("layout " << layout << ", size " << st.st_size << ", blocks " << st.st_blocks);
-    // Reserved, yet not written: the size has not grown to the layout.
-    CHECK(static_cast<hsize_t>(st.st_size) < dims[0] * 8);
-    CHECK(static_cast<hsize_t>(st.st_blocks) * 512 >= layout / 4096 * 4096);
-    // Exactly the layout, nothing past it.
-    CHECK(static_cast<hsize_t>(st.st_blocks) * 512 <= (layout + 4095) / 4096 * 4096);
-
-    file.close(false);
-    REQUIRE(::stat(path.c_str(), &st) == 0);
-    CHECK(static_cast<hsize_t>(st.st_size) == layout);
 }

@@ -264,7 +264,8 @@ struct Committer::InFlight {
     catalog::CommitRecord rec;
     std::unique_ptr<store::SegmentBatch> batch;
     std::vector<fs::path> written;  // segments renamed into place
-    double write_seconds = 0;
+    double write_seconds = 0;    // waiting in finish() for the segments
+    double catalog_seconds = 0;  // recording it in the catalog (its fsync included)
     bool pipelined = false;  // started while the previous commit was recorded
 
     // A failed attempt leaves no file the catalog does not know (any left
@@ -443,7 +444,9 @@ std::exception_ptr Committer::record(InFlight& c, const std::vector<store::Segme
         rec.closes = p.closes;
         for (const auto& [id, cl] : p.clients) rec.clients.push_back(cl);
         failpoint("catalog-commit");
+        const auto catalog_start = Clock::now();
         catalog_.record_commit(rec);
+        c.catalog_seconds = std::chrono::duration<double>(Clock::now() - catalog_start).count();
         failpoint("catalog-committed");
     } catch (const std::exception&) {
         // Nothing of this attempt is acknowledged.
@@ -485,10 +488,10 @@ std::exception_ptr Committer::record(InFlight& c, const std::vector<store::Segme
     for (const auto& cl : rec.clients) out.clients.emplace_back(cl.client_id, cl.committed_seq);
     for (const auto& o : p.opens) out.runs.emplace_back(o.client_id, o.handle, o.run_id);
     spdlog::debug(
-        "commit{}: {} rows, {} bytes, {} segments in {:.3f} s (segments {:.3f} s, views of {} runs "
-        "{:.3f} s)",
+        "commit{}: {} rows, {} bytes, {} segments in {:.3f} s (segments {:.3f} s, catalog {:.3f} s, "
+        "views of {} runs {:.3f} s)",
         c.pipelined ? " (pipelined)" : "", out.rows, out.bytes, out.segments, seconds,
-        c.write_seconds, runs.size(), view_seconds);
+        c.write_seconds, c.catalog_seconds, runs.size(), view_seconds);
     {
         std::lock_guard lock(mutex_);
         done_ = std::max(done_, c.ticket);

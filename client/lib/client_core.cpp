@@ -425,9 +425,8 @@ void ClientCore::record(RunState* run, std::string_view key, DType dtype, const 
     if (nrows > 0 && !data)
         throw Error(ErrorCode::bad_argument,
                     "record of " + quote_name(key) + " of " + describe_run(run) + ": data is null");
-    Stream* s;
-    if (auto it = run->streams.find(key); it != run->streams.end()) {
-        s = it->second.get();
+    Stream* s = run->find(key);
+    if (s) {
         if (s->is_array)
             throw Error(ErrorCode::array_exists, "key " + quote_name(key) + " of " +
                                                      describe_run(run) +

@@ -349,6 +349,47 @@ TEST_CASE("a full batch is sealed at batch_bytes", "[session]") {
     CHECK(client.stats().staged_bytes == 5 * 800);
 }
 
+TEST_CASE("records of more keys than the lookup cache holds reach their own streams",
+          "[session]") {
+    // The client remembers the last few streams it looked up (RunState::find);
+    // seven keys of equal length, in an order that changes every step, miss it
+    // and hit it in turn.
+    FakeDaemon d;
+    Client client(d.endpoint(), test_options());
+    Run run = client.open_run("sweep");
+    const std::vector<std::string> keys = {"k0", "k1", "k2", "k3", "k4", "k5", "k6"};
+    std::map<std::string, std::vector<double>> expect;
+    for (int step = 0; step < 50; ++step)
+        for (std::size_t j = 0; j < keys.size(); ++j) {
+            const std::string& key = keys[step % 2 ? (j * 3) % keys.size() : j];
+            const double v = step * 10.0 + double(j);
+            run.record(key, v);
+            expect[key].push_back(v);
+        }
+    // Another dtype for a key of this run is refused, whether the key was
+    // looked up last (k4, odd steps end with it) or long ago (k0).
+    for (const char* key : {"k4", "k0"}) {
+        try {
+            run.record(key, 1);
+            FAIL("an int32 row of float64 stream " << key << " was accepted");
+        } catch (const Error& e) {
+            CHECK(e.code() == ErrorCode::dtype_mismatch);
+        }
+    }
+    // The streams are the run's own: another run may make "k0" an int32 stream.
+    Run other = client.open_run("sweep");
+    other.record("k0", 7);
+    client.flush();
+    auto rows = check_stream(d.processed());
+    for (const auto& key : keys) {
+        INFO(key);
+        const std::size_t n = expect[key].size() * sizeof(double);
+        REQUIRE(rows[key].size() >= n);
+        CHECK(as_doubles({rows[key].begin(), rows[key].begin() + n}) == expect[key]);
+    }
+    CHECK(rows["k0"].size() == 50 * sizeof(double) + sizeof(std::int32_t));
+}
+
 TEST_CASE("record blocks at max_unacked_bytes and resumes as ACKs free room", "[session]") {
     FakeDaemon d;
     Options o = test_options();

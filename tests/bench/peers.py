@@ -15,6 +15,7 @@ command prints one JSON object on stdout.
       h5py on the same arrays as bench_w2: dataset x of shape
       (0, 10, 10000, 200), resized and written one array per append.
   peers.py w2-read --file F --dataset PATH [--repeat 20] [--index I]
+                   [--evict PATH ...]
       Reads of one open dataset x of shape (appends, 10, 10000, 200), warm
       (the whole dataset is read once first): the slice x[:, :, 0:10, :],
       one array's slice x[k, :, 0:10, :] for k = 0, 1, 2, ... in turn
@@ -24,6 +25,12 @@ command prints one JSON object on stdout.
       time to open the file and read the slice once ("open_slice"). Works
       on a plain HDF5 file and on simsink's campaign view (external link to
       the run view, virtual dataset over the segments) alike.
+      --evict (repeatable; a file, or a directory for every file under it)
+      first drops those files' pages from the page cache, so that files
+      compared start alike: how a page came into the cache matters here.
+      Pages first read by the small reads of a slice serve later slices up
+      to twice as slowly as pages read in whole or left by a writer
+      (docs/performance.md, eleventh round).
 """
 
 from __future__ import annotations
@@ -114,7 +121,26 @@ def stats(xs):
     return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "n": len(xs)}
 
 
+def evict(paths):
+    """Drops the cached pages of every file at or under each path."""
+    files = []
+    for p in paths:
+        if os.path.isdir(p):
+            files += [os.path.join(d, n) for d, _, names in os.walk(p) for n in names]
+        else:
+            files.append(p)
+    for path in files:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fdatasync(fd)  # dirty pages cannot be dropped
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+    return len(files)
+
+
 def w2_read(a):
+    evicted = evict(a.evict)
     t0 = time.perf_counter()
     with h5py.File(a.file, "r") as f:
         x = f[a.dataset]
@@ -138,7 +164,7 @@ def w2_read(a):
         s_all = timed(lambda: x[...], max(5, a.repeat // 4))
         shape = list(x.shape)
     print(json.dumps({"file": a.file, "dataset": a.dataset, "shape": shape,
-                      "open_slice": open_slice,
+                      "evicted_files": evicted, "open_slice": open_slice,
                       "slice": stats(s_slice), "one_slice": stats(s_one),
                       "one_slice_same": stats(s_same), "all": stats(s_all),
                       "slice_seconds": s_slice, "one_slice_seconds": s_one,
@@ -163,6 +189,8 @@ def main():
     p.add_argument("--dataset", required=True)
     p.add_argument("--repeat", type=int, default=20)
     p.add_argument("--index", type=int, default=None)
+    p.add_argument("--evict", action="append", default=[], metavar="PATH",
+                   help="drop this file's pages (every file's, for a directory) first")
     a = ap.parse_args()
     {"w1-listbuf": w1_listbuf, "w2-write": w2_write, "w2-read": w2_read}[a.cmd](a)
 

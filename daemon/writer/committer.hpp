@@ -5,9 +5,10 @@
 // store::SegmentBatch, which call no HDF5), records it all
 // in one catalog transaction, rewrites the affected views, then reports the
 // outcome so the I/O thread can acknowledge clients. Commits are pipelined:
-// while one is recorded, the next one's raw data may already be written. A
-// commit that fails (disk full, I/O error) acknowledges nothing; its data
-// stays in memory and is retried, merged with whatever was staged since.
+// while one's views are rewritten, the next one's raw data may already be
+// written. A commit that fails (disk full, I/O error) acknowledges nothing;
+// its data stays in memory and is retried, merged with whatever was staged
+// since.
 #pragma once
 
 #include <condition_variable>
@@ -59,7 +60,7 @@ struct CommitStats {
     std::uint64_t rows = 0;
     std::uint64_t bytes = 0;
     std::uint64_t segments = 0;
-    std::uint64_t pipelined = 0;  // commits started while the one before was recorded
+    std::uint64_t pipelined = 0;  // commits started while the one before was published
     double last_at = 0;
     double last_seconds = 0;
     std::uint64_t last_bytes = 0;
@@ -98,7 +99,7 @@ class Committer {
 
     void run();
     // Commits what is staged (and, pipelined, whatever becomes due while it
-    // is being recorded). False when a commit failed: its data is kept in
+    // is being published). False when a commit failed: its data is kept in
     // leftover_ and retried.
     bool commit_once(std::uint64_t ticket);
     // Is a commit due now, beyond the one taken with `ticket`?
@@ -106,10 +107,14 @@ class Committer {
     // Plans c's segments, creates them (HDF5) and starts writing their raw
     // data on helper threads. Returns the error, if any; c.p is untouched.
     std::exception_ptr start_segments(InFlight& c);
-    // Once c's segments are in place: the catalog transaction, the views and
-    // the outcome. Returns the error, if any, having removed c's segments;
-    // c.p then holds all of c's data still.
-    std::exception_ptr record(InFlight& c, const std::vector<store::SegmentInfo>& infos);
+    // Once c's segments are in place: the catalog transaction. Returns the
+    // error, if any, having removed c's segments; c.p then holds all of c's
+    // data still.
+    std::exception_ptr record_catalog(InFlight& c, const std::vector<store::SegmentInfo>& infos);
+    // Once c is in the catalog: its staged data released, its views
+    // rewritten, its outcome reported. Cannot fail: a view that cannot be
+    // saved is retried with the next commit.
+    void publish(InFlight& c);
     void report_failure(std::exception_ptr error);
     void write_views(const std::set<std::int64_t>& runs, const std::set<std::string>& campaigns);
 

@@ -19,9 +19,10 @@ class FailpointError : public std::runtime_error {
 };
 
 // Points, in commit order: segment-renamed (segments durable, catalog not
-// yet), catalog-commit (the same, and the next commit's segments may be
-// being written: commits are pipelined), catalog-committed (durable, views
-// and acks not yet), views-written (acks not yet sent); in compaction
+// yet), catalog-commit (the same, just before the transaction),
+// catalog-committed (durable, views and acks not yet; the next commit's
+// segments not started either), views-written (acks not yet sent, the next
+// commit's segments may be being written: commits are pipelined); in compaction
 // order: compact-written (merged segment durable, catalog not yet),
 // compact-committed (catalog swapped, views not rewritten, old files not
 // deleted).

@@ -3,7 +3,7 @@
 # daemon per build (each in a session of its own, as a service), one
 # discarded warm-up run on each, then alternating timed runs with `sync`
 # before each. Prints every run and the median [min-max] per build.
-#   tests/bench/ab_live.sh BUILD_A BUILD_B [w1|w3-1|w3-64] [ROUNDS] [-- DAEMON FLAGS]
+#   tests/bench/ab_live.sh BUILD_A BUILD_B [w1|w3-1|w3-64|w4] [ROUNDS] [-- DAEMON FLAGS]
 # Both builds must be configured with -Dbench=true. The same build twice
 # with different daemon flags is an A/B of a setting:
 #   tests/bench/ab_live.sh build build w3-64 6 -- --write-threads 1   (A gets the flags)
@@ -43,7 +43,8 @@ run() {  # A|B campaign -> seconds
     w1) "$b/tests/bench/bench_w1" --mode simsink --connect "$e" --steps 1000000 --campaign "$2" ;;
     w3-1) "$b/tests/bench/bench_w3" --mode simsink --connect "$e" --clients 1 --campaign "$2" "${client[@]}" ;;
     w3-64) "$b/tests/bench/bench_w3" --mode simsink --connect "$e" --clients 64 --campaign "$2" "${client[@]}" ;;
-    *) echo "unknown workload $work (w1, w3-1, w3-64)" >&2; exit 2 ;;
+    w4) "$b/tests/bench/bench_w4" --mode simsink --connect "$e" --runs 1000 --procs 16 --campaign "$2" ;;
+    *) echo "unknown workload $work (w1, w3-1, w3-64, w4)" >&2; exit 2 ;;
   esac | grep -o '"seconds": [0-9.]*' | awk '{print $2}'
 }
 out=$(mktemp)

@@ -1,10 +1,10 @@
-// Pipelined commits: while the writer records one commit in the catalog and
-// rewrites its views, the next commit's segments are already being written.
-// Several clients stream at once, so commits fall due back to back. Every
-// row must come out once and in order, also when catalog transactions fail
-// (an armed "fail:" failpoint) while the next commit is in flight: the failed
-// commit and the one behind it are retried together; and when a commit fails
-// right after its segments were renamed into place, which must remove them.
+// Pipelined commits: while the writer rewrites one commit's views, the next
+// commit's segments are already being written. Several clients stream at
+// once, so commits fall due back to back. Every row must come out once and
+// in order, also when catalog transactions fail (an armed "fail:"
+// failpoint) and the failed commit is retried with whatever was staged
+// since; and when a commit fails right after its segments were renamed into
+// place, which must remove them.
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <cstring>
@@ -131,11 +131,7 @@ TEST_CASE("failing catalog transactions and segment renames lose nothing, pipeli
     std::vector<std::int64_t> ids;
     ScopedEnv failing("SIMSINK_FAILPOINTS", "catalog-commit=fail:0.4,segment-renamed=fail:0.1");
     // Failed commits retried after 50 ms rather than 1 s, so that commits
-    // go on while clients stream and failures meet commits in flight. How
-    // often they do depends on timing (in 10 runs before the retry wait
-    // existed, 2 to 5 times per run; with it, most runs still pipeline,
-    // not all): the daemon logs "the commit behind the failed one, already
-    // under way, is retried with it" each time.
+    // go on, and pipeline, while clients stream.
     auto flags = kFlags;
     flags.insert(flags.end(), {"--retry-interval", "0.05"});
     DaemonProcess daemon("pipelined-fail", flags);

@@ -112,8 +112,8 @@ class Committer {
     // data still.
     std::exception_ptr record_catalog(InFlight& c, const std::vector<store::SegmentInfo>& infos);
     // Once c is in the catalog: its staged data released, its views
-    // rewritten, its outcome reported. Cannot fail: a view that cannot be
-    // saved is retried with the next commit.
+    // rewritten, its outcome reported. c is committed whatever happens here:
+    // a view that cannot be saved is retried with the next commit.
     void publish(InFlight& c);
     void report_failure(std::exception_ptr error);
     void write_views(const std::set<std::int64_t>& runs, const std::set<std::string>& campaigns);

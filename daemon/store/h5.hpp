@@ -113,8 +113,9 @@ using Object = Owner<H5Oclose>;  // a group or dataset opened with H5Oopen
 // track_order=True does: readers list params in the order they were given,
 // and the object gets a version-2 header, whose dense attribute storage takes
 // attributes over 64 KiB (a param of 4096 strings) even in a file of the
-// earliest format. Every file the store creates, and every group and dataset
-// of views and exports, is created with one.
+// earliest format. Up to 64 attributes stay in the header itself (compact),
+// which is cheaper to build than dense storage. Every file the store creates,
+// and every group and dataset of views and exports, is created with one.
 PropList creation_list(hid_t cls, const Site& site);
 
 // ---- data types -------------------------------------------------------------

@@ -98,12 +98,8 @@ struct RunState {
 
     // The stream or array of `key`, or null.
     Stream* find(std::string_view key) noexcept {
-        for (std::size_t i = 0; i < recent.size() && recent[i]; ++i) {
-            Stream* s = recent[i];
-            if (s->key.size() == key.size() &&
-                std::char_traits<char>::compare(s->key.data(), key.data(), key.size()) == 0)
-                return s;
-        }
+        for (std::size_t i = 0; i < recent.size() && recent[i]; ++i)
+            if (std::string_view(recent[i]->key) == key) return recent[i];
         auto it = streams.find(key);
         if (it == streams.end()) return nullptr;
         std::copy_backward(recent.begin(), recent.end() - 1, recent.end());

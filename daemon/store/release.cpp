@@ -103,10 +103,7 @@ void release_later(int fd) noexcept {
 }
 
 void remove_later(std::filesystem::path path) noexcept {
-    try {
-        Releaser::get().add(Job{std::move(path)});
-    } catch (...) {
-    }
+    Releaser::get().add(Job{std::move(path)});
 }
 
 void release_pending() noexcept {

@@ -68,7 +68,8 @@ class Args;
 inline int run_mode(int argc, char** argv, const char* usage, const char* program,
                     const std::map<std::string, std::function<void(const Args&)>>& modes);
 
-// "--name value" pairs; every option takes a value.
+// "--name value" pairs; every option takes a value. An option the usage
+// text does not name is an error, not silently ignored.
 class Args {
   public:
     Args(int argc, char** argv, const char* usage) : usage_(usage) {
@@ -79,6 +80,7 @@ class Args {
                 std::exit(0);
             }
             if (k.rfind("--", 0) != 0 || i + 1 >= argc) die(std::string("bad arguments\n") + usage);
+            if (!names(k)) die("unknown option " + k + "\n" + usage);
             values_[k.substr(2)] = argv[++i];
         }
     }
@@ -118,7 +120,10 @@ class Args {
     bool flag(const std::string& k, bool def) const {
         auto it = values_.find(k);
         if (it == values_.end()) return def;
-        return it->second == "1" || it->second == "true" || it->second == "yes";
+        const std::string& v = it->second;
+        if (v == "1" || v == "true" || v == "yes") return true;
+        if (v == "0" || v == "false" || v == "no") return false;
+        die("--" + k + " takes 1 or 0, not '" + v + "'\n" + usage_);
     }
     // "1,4,16" -> {1, 4, 16}
     std::vector<unsigned long long> list(const std::string& k,
@@ -139,6 +144,16 @@ class Args {
     }
 
   private:
+    // Does the usage text name option `k` ("--name" followed by a space,
+    // a bracket, a "|" or the end of a line)?
+    bool names(const std::string& k) const {
+        const std::string u = usage_;
+        for (auto at = u.find(k); at != std::string::npos; at = u.find(k, at + 1)) {
+            const char next = at + k.size() < u.size() ? u[at + k.size()] : '\n';
+            if (next == ' ' || next == ']' || next == '|' || next == '\n' || next == '=') return true;
+        }
+        return false;
+    }
     // Digits (a leading '-' allowed), then, if `suffix` is given, one of
     // K, M, G (either case) at most.
     static bool parse(const std::string& text, long& v, char* suffix) {

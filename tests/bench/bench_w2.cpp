@@ -27,6 +27,7 @@ using simsink::bench::now;
 
 const char* kUsage =
     "bench_w2 --mode simsink --connect ENDPOINT [--appends 20] [--shape 10,10000,200]\n"
+    "         [--campaign w2]\n"
     "bench_w2 --mode hdf5 --file PATH [--appends 20] [--shape 10,10000,200]\n"
     "         [--chunk 1,1,1250,200] [--fsync 1|0]\n";
 

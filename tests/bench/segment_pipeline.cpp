@@ -12,18 +12,22 @@
 // fsynced. `serial` starts a commit once the one before is done (simsinkd);
 // `overlap` starts it once the one before has handed all its bytes to the
 // kernel, so its copies overlap the previous one's wait for the disk;
+// `gate` starts it as `overlap` does, but holds its writeback (no
+// sync_file_range, and its fdatasync waits) until the one before is durable
+// and its directory fsynced, so that the one before waits for nothing behind
+// it (a what-if of the twelfth round);
 // `append` writes every commit at the end of the same THREADS files, kept
 // open, fdatasyncs them per commit and drops the committed range (no new
 // file, no rename, no directory fsync: not simsink's layout, a what-if).
 //
 //   segment_pipeline --dir DIR [--commit 64] [--threads 2]
-//                    [--mode serial|overlap|append]
+//                    [--mode serial|overlap|gate|append]
 //                    [--crc 1] [--drop 1] [--shared 1] [--prealloc 1]
 //
 // --shared 0 reads from private memory instead, --crc 0 / --drop 0 /
 // --prealloc 0 leave that step out. Prints one JSON line; DIR is created if
 // missing, and the files written are removed afterwards. The figures are in
-// docs/performance.md (eighth round).
+// docs/performance.md (eighth and twelfth rounds).
 #include <fcntl.h>
 #include <isa-l/crc.h>
 #include <sys/mman.h>
@@ -35,6 +39,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -50,7 +55,7 @@ constexpr std::size_t kArena = std::size_t{512} << 20;
 constexpr std::size_t kPiece = std::size_t{8} << 20;
 
 const char* kUsage =
-    "segment_pipeline --dir DIR [--commit MIB] [--threads N] [--mode serial|overlap|append]\n"
+    "segment_pipeline --dir DIR [--commit MIB] [--threads N] [--mode serial|overlap|gate|append]\n"
     "                 [--crc 1|0] [--drop 1|0] [--shared 1|0] [--prealloc 1|0]\n";
 
 [[noreturn]] void fail(const std::string& what) {
@@ -69,9 +74,10 @@ int main(int argc, char** argv) {
     const simsink::bench::Args args(argc, argv, kUsage);
     const std::string dir = args.need("dir");
     const std::string mode = args.str("mode", "serial");
-    if (mode != "serial" && mode != "overlap" && mode != "append")
+    if (mode != "serial" && mode != "overlap" && mode != "append" && mode != "gate")
         simsink::bench::die("segment_pipeline: unknown --mode " + mode + "\n" + kUsage);
-    const bool overlap = mode == "overlap", append = mode == "append";
+    const bool gate = mode == "gate";
+    const bool overlap = mode == "overlap" || gate, append = mode == "append";
     const std::size_t commit = std::max<std::size_t>(1, args.integer("commit", 64)) << 20;
     const int threads = std::max(1, static_cast<int>(args.integer("threads", 2)));
     const bool crc = args.flag("crc", true), drop = args.flag("drop", true),
@@ -102,7 +108,7 @@ int main(int argc, char** argv) {
     // by piece as a segment writer does, then fdatasync and the range
     // dropped from the page cache.
     auto write_part = [&](int fd, off_t at, std::size_t offset, std::size_t bytes,
-                          std::atomic<int>* copied) {
+                          std::atomic<int>* copied, const std::atomic<bool>* go) {
         std::uint32_t sum = 0;
         for (std::size_t done = 0; done < bytes;) {
             const std::size_t n = std::min(kPiece, bytes - done);
@@ -112,11 +118,14 @@ int main(int argc, char** argv) {
             if (crc) sum = crc32_gzip_refl(sum, p, n);
             const off_t to = at + static_cast<off_t>(done);
             simsink::bench::pwrite_all(fd, p, n, to, "segment_pipeline: pwrite");
-            ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);  // as TmpFile::write_raw
+            if (!go || go->load())
+                ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);  // as TmpFile::write_raw
             if (shared) ::madvise(p, n, MADV_DONTNEED);
             done += n;
         }
         if (copied) copied->fetch_add(1);
+        if (go)
+            while (!go->load()) std::this_thread::sleep_for(std::chrono::microseconds(100));
         if (::fdatasync(fd) != 0) fail("fdatasync");
         if (drop) ::posix_fadvise(fd, at, static_cast<off_t>(bytes), POSIX_FADV_DONTNEED);
         (void)sum;
@@ -124,14 +133,14 @@ int main(int argc, char** argv) {
 
     // serial and overlap: one new segment file, renamed into place.
     auto write_file = [&](const std::string& path, std::size_t offset, std::size_t bytes,
-                          std::atomic<int>& copied) {
+                          std::atomic<int>& copied, const std::atomic<bool>* go) {
         const std::string tmp = path + ".tmp";
         const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0) fail("open " + tmp);
         if (prealloc && ::fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, bytes + 65536) != 0)
             fail("fallocate " + tmp);
         // 4 KiB in, as HDF5's metadata comes first in a segment.
-        write_part(fd, 4096, offset, bytes, &copied);
+        write_part(fd, 4096, offset, bytes, &copied, go);
         ::close(fd);
         if (::rename(tmp.c_str(), path.c_str()) != 0) fail("rename " + tmp);
     };
@@ -151,24 +160,28 @@ int main(int argc, char** argv) {
         fsync_dir(dir);
     }
     std::vector<std::thread> previous;  // overlap: the commit before, still in its fsyncs
+    std::vector<std::unique_ptr<std::atomic<bool>>> gates;
     std::size_t offset = 0;
     int commits = 0;
     while (offset < kTotal) {
         const std::size_t bytes = std::min(commit, kTotal - offset);
         std::atomic<int> copied{0};
+        // gate: this commit's writeback waits until the one before is durable.
+        auto go = std::make_unique<std::atomic<bool>>(!gate || previous.empty());
         std::vector<std::thread> writers;
         const std::size_t part = bytes / threads;
         for (int t = 0; t < threads; ++t) {
             const std::size_t n = t + 1 == threads ? bytes - part * t : part;
             if (append) {
                 writers.emplace_back(write_part, files[t], ends[t], offset + part * t, n,
-                                     nullptr);
+                                     nullptr, nullptr);
                 ends[t] += static_cast<off_t>(n);
             } else {
                 writers.emplace_back(write_file,
                                      dir + "/seg-" + std::to_string(commits) + "-" +
                                          std::to_string(t) + ".h5",
-                                     offset + part * t, n, std::ref(copied));
+                                     offset + part * t, n, std::ref(copied),
+                                     gate ? go.get() : nullptr);
             }
         }
         if (overlap) {
@@ -176,7 +189,9 @@ int main(int argc, char** argv) {
                 std::this_thread::sleep_for(std::chrono::microseconds(200));
             for (auto& t : previous) t.join();
             if (!previous.empty()) fsync_dir(dir);
+            go->store(true);
             previous = std::move(writers);
+            gates.push_back(std::move(go));
         } else {
             for (auto& t : writers) t.join();
             if (!append) fsync_dir(dir);

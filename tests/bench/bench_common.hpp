@@ -7,6 +7,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,6 +45,14 @@ inline double now() {
 // die() with errno's message: "<what>: <strerror(errno)>".
 [[noreturn]] inline void die_errno(const std::string& what) {
     die(what + ": " + std::strerror(errno));
+}
+
+// CPU time of this process so far (user + system), seconds.
+inline double cpu_seconds() {
+    rusage r{};
+    ::getrusage(RUSAGE_SELF, &r);
+    return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
+           static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec) * 1e-6;
 }
 
 // All `bytes` at `at`, across short writes and EINTR; dies naming `what`.
@@ -147,7 +156,7 @@ class Args {
     // Does the usage text name option `k` ("--name" followed by a space,
     // a bracket, a "|" or the end of a line)?
     bool names(const std::string& k) const {
-        const std::string u = usage_;
+        const std::string& u = usage_;
         for (auto at = u.find(k); at != std::string::npos; at = u.find(k, at + 1)) {
             const char next = at + k.size() < u.size() ? u[at + k.size()] : '\n';
             if (next == ' ' || next == ']' || next == '|' || next == '\n' || next == '=') return true;

@@ -18,7 +18,6 @@
 #include <fcntl.h>
 #include <isa-l/crc.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
 
@@ -35,14 +34,8 @@ constexpr std::size_t kTotal = std::size_t{800} << 20;
 constexpr std::size_t kPiece = std::size_t{8} << 20;
 constexpr std::size_t kBounce = std::size_t{256} << 10;
 
+using simsink::bench::cpu_seconds;
 using simsink::bench::now;
-
-double cpu_seconds() {
-    rusage r{};
-    ::getrusage(RUSAGE_SELF, &r);
-    return double(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
-           double(r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
-}
 
 [[noreturn]] void fail(const std::string& what) {
     simsink::bench::die_errno("shm_to_file: " + what);

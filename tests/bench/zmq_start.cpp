@@ -8,23 +8,11 @@
 //   zmq_start [--endpoint ipc:///tmp/zmq_start-none.sock]
 //
 // Nothing needs to listen at the endpoint: a connect does not wait for it.
-#include <sys/resource.h>
 #include <zmq.h>
 
 #include <string>
 
 #include "bench_common.hpp"
-
-namespace {
-
-double cpu_seconds() {
-    rusage r{};
-    ::getrusage(RUSAGE_SELF, &r);
-    return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
-           static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec) * 1e-6;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
     const simsink::bench::Args args(argc, argv,
@@ -33,7 +21,7 @@ int main(int argc, char** argv) {
     double wall[4], cpu[4];
     auto mark = [&](int i) {
         wall[i] = simsink::bench::now();
-        cpu[i] = cpu_seconds();
+        cpu[i] = simsink::bench::cpu_seconds();
     };
     mark(0);
     void* ctx = zmq_ctx_new();

@@ -253,6 +253,8 @@ struct WorkerResult {
     double loop = 0;      // seconds from its start to the end of its record loop
     double setup = 0;     // seconds from its start until it could record (simsink:
                           // Client constructed, run opened; Redis: connected)
+    double connected = 0; // seconds from its start until the Client was constructed
+                          // (simsink) or the connection made (Redis)
 };
 
 // Forks `n` workers that wait on a barrier, releases them together, and

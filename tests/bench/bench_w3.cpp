@@ -4,7 +4,8 @@
 // --rows 100 --row-bytes 8080000).
 //
 //   bench_w3 --mode simsink --connect ENDPOINT --clients N [--rows R] [--row-bytes B]
-//            [--campaign w3] [--max-unacked SIZE] [--batch-bytes SIZE]
+//            [--campaign w3] [--max-unacked SIZE] [--batch-bytes SIZE] [--shm 1|0]
+//            [--workers FILE]
 //       Each worker: Client, open_run, one record per row, close, flush.
 //       --max-unacked and --batch-bytes set the client's Options (default:
 //       the library's defaults); SIZE takes a K, M or G suffix (powers of 1024).
@@ -24,6 +25,7 @@
 // evenly as possible. Prints one JSON object: seconds, bytes, each
 // worker's own seconds, and where they went (setup, record loop, the wait
 // for the last acknowledgement or reply), median and max over the workers.
+// --workers FILE also writes each worker's times after the release.
 #include <simsink/client.hpp>
 
 #ifdef SIMSINK_BENCH_HIREDIS
@@ -44,6 +46,7 @@ using simsink::bench::WorkerResult;
 const char* kUsage =
     "bench_w3 --mode simsink --connect ENDPOINT --clients N [--rows R] [--row-bytes B]\n"
     "         [--campaign w3] [--max-unacked SIZE] [--batch-bytes SIZE] [--shm 1|0]\n"
+    "         [--workers FILE]\n"
     "bench_w3 --mode redis --redis HOST:PORT|unix:PATH --clients N [--rows R] [--row-bytes B]\n"
     "         [--pipeline P]\n";
 
@@ -70,6 +73,7 @@ WorkerResult simsink_worker(const std::string& endpoint, const Plan& plan, int i
     r.started = now();
     {
         simsink::Client client(endpoint, plan.options);
+        r.connected = now() - r.started;
         simsink::Run run = client.open_run(plan.campaign, {{"worker", i}, {"rows", rows}});
         r.setup = now() - r.started;
         if (plan.row_bytes == 808) {
@@ -112,6 +116,7 @@ WorkerResult redis_worker(const std::string& where, const Plan& plan, long long 
     r.started = now();
     redisContext* c = redis_connect(where);
     r.setup = now() - r.started;
+    r.connected = r.setup;
     // The value is the row's own memory: no copy on either side.
     const char* argv[3] = {"RPUSH", key.c_str(), reinterpret_cast<const char*>(row.data())};
     const size_t lens[3] = {5, key.size(), static_cast<size_t>(plan.row_bytes)};
@@ -143,6 +148,21 @@ WorkerResult redis_worker(const std::string& where, const Plan& plan, long long 
     return r;
 }
 #endif
+
+// --workers FILE: one line per worker, its times in seconds after the
+// release: started, connected (Client constructed), set up (run opened),
+// loop done, finished (flush() returned).
+void write_workers(const std::string& path, const std::vector<WorkerResult>& results,
+                   double released) {
+    FILE* f = std::fopen(path.c_str(), "w");
+    if (!f) simsink::bench::die_errno("bench_w3: cannot write " + path);
+    std::fprintf(f, "worker started connected setup loop finished\n");
+    for (const auto& r : results)
+        std::fprintf(f, "%d %.6f %.6f %.6f %.6f %.6f\n", r.index, r.started - released,
+                     r.started - released + r.connected, r.started - released + r.setup,
+                     r.started - released + r.loop, r.finished - released);
+    std::fclose(f);
+}
 
 }  // namespace
 
@@ -179,8 +199,10 @@ int main(int argc, char** argv) {
         simsink::bench::die(kUsage);
     }
 
+    const std::string workers_file = args.str("workers", "");
     double released = 0;
     std::vector<WorkerResult> results = simsink::bench::run_forked(plan.clients, work, released);
+    if (!workers_file.empty()) write_workers(workers_file, results, released);
     double last = 0, first_start = 1e300, last_start = 0;
     std::vector<double> each, setup, loop, tail;
     for (const auto& r : results) {

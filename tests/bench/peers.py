@@ -3,13 +3,17 @@
 W2 slice reads. Run by scripts/bench in the same run as simsink; each
 command prints one JSON object on stdout.
 
-  peers.py w1-listbuf --file F [--steps N] [--fsync 0|1]
+  peers.py w1-listbuf --file F [--steps N] [--fsync 0|1] [--rows pool|copy]
       h5py, the usual Python way: t and y appended to Python lists, every
       1000 steps written to resizable datasets (resize + slice write, chunks
-      of 1000 rows). y cycles through 1000 arrays made beforehand, so the
-      loop pays for buffering and writing, not for producing data. Timed
-      from before h5py.File() until the file is closed (and fsynced with
-      --fsync 1).
+      of 1000 rows). With --rows pool (the default, issue #4's peer) y
+      cycles through 1000 arrays made beforehand and is appended without a
+      copy, so the loop pays for buffering and writing, not for producing
+      data. With --rows copy one state array is updated in place each step
+      (y[0], y[1], as bench_w1 does before each record()) and appended as
+      y.copy(), which a list buffer needs when the state is updated in
+      place. Timed from before h5py.File() until the file is closed (and
+      fsynced with --fsync 1).
   peers.py w2-write --file F [--appends 20] [--shape 10,10000,200]
                     [--chunk 1,1,1250,200] [--fsync 0|1]
       h5py on the same arrays as bench_w2: dataset x of shape
@@ -56,6 +60,8 @@ def fsync_file(path):
 def w1_listbuf(a):
     rng = np.random.default_rng(1)
     pool = [rng.standard_normal(100) for _ in range(1000)]
+    state = rng.standard_normal(100)
+    copy = a.rows == "copy"
     dt = 1e-3
     steps = a.steps
     t0 = time.perf_counter()
@@ -66,8 +72,14 @@ def w1_listbuf(a):
         ts, ys = [], []
         n = 0
         for step in range(steps):
-            ts.append(step * dt)
-            ys.append(pool[step % 1000])
+            t = step * dt
+            ts.append(t)
+            if copy:
+                state[0] = step
+                state[1] = t
+                ys.append(state.copy())
+            else:
+                ys.append(pool[step % 1000])
             if len(ts) == 1000:
                 d_t.resize((n + 1000,))
                 d_t[n:] = ts
@@ -84,7 +96,8 @@ def w1_listbuf(a):
     if a.fsync:
         fsync_file(a.file)
     seconds = time.perf_counter() - t0
-    print(json.dumps({"mode": "h5py-listbuf" + ("+fsync" if a.fsync else ""),
+    print(json.dumps({"mode": "h5py-listbuf" + ("-copy" if copy else "") +
+                              ("+fsync" if a.fsync else ""),
                       "seconds": seconds, "bytes": steps * 808}))
 
 
@@ -178,6 +191,7 @@ def main():
     p.add_argument("--file", required=True)
     p.add_argument("--steps", type=int, default=1_000_000)
     p.add_argument("--fsync", type=int, default=0)
+    p.add_argument("--rows", choices=("pool", "copy"), default="pool")
     p = sub.add_parser("w2-write")
     p.add_argument("--file", required=True)
     p.add_argument("--appends", type=int, default=20)

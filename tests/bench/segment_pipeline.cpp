@@ -23,14 +23,20 @@
 //   segment_pipeline --dir DIR [--commit 64] [--threads 2]
 //                    [--mode serial|overlap|gate|append]
 //                    [--crc 1] [--drop 1] [--shared 1] [--prealloc 1]
+//                    [--sendfile 0] [--pread KIB]
 //
 // --shared 0 reads from private memory instead, --crc 0 / --drop 0 /
-// --prealloc 0 leave that step out. Prints one JSON line; DIR is created if
-// missing, and the files written are removed afterwards. The figures are in
-// docs/performance.md (eighth and twelfth rounds).
+// --prealloc 0 leave that step out. Two other ways of reading the memfd,
+// without mapping it: --sendfile 1 (with --crc 0: the kernel copies from the
+// memfd into the page cache) and --pread KIB (pread into a buffer of KIB
+// KiB per thread, then checksum and pwrite from it). Prints one JSON line
+// with the wall and CPU seconds of the writing; DIR is created if missing,
+// and the files written are removed afterwards. The figures are in
+// docs/performance.md (eighth, twelfth and thirteenth rounds).
 #include <fcntl.h>
 #include <isa-l/crc.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -56,7 +62,8 @@ constexpr std::size_t kPiece = std::size_t{8} << 20;
 
 const char* kUsage =
     "segment_pipeline --dir DIR [--commit MIB] [--threads N] [--mode serial|overlap|gate|append]\n"
-    "                 [--crc 1|0] [--drop 1|0] [--shared 1|0] [--prealloc 1|0]\n";
+    "                 [--crc 1|0] [--drop 1|0] [--shared 1|0] [--prealloc 1|0]\n"
+    "                 [--sendfile 1|0] [--pread KIB]\n";
 
 [[noreturn]] void fail(const std::string& what) {
     simsink::bench::die_errno("segment_pipeline: " + what);
@@ -81,13 +88,21 @@ int main(int argc, char** argv) {
     const std::size_t commit = std::max<std::size_t>(1, args.integer("commit", 64)) << 20;
     const int threads = std::max(1, static_cast<int>(args.integer("threads", 2)));
     const bool crc = args.flag("crc", true), drop = args.flag("drop", true),
-               shared = args.flag("shared", true), prealloc = args.flag("prealloc", true);
+               shared = args.flag("shared", true), prealloc = args.flag("prealloc", true),
+               use_sendfile = args.flag("sendfile", false);
+    const std::size_t pread_chunk = static_cast<std::size_t>(args.integer("pread", 0)) << 10;
+    if (pread_chunk && !shared)
+        simsink::bench::die("segment_pipeline: --pread needs --shared 1\n" + std::string(kUsage));
+    if (use_sendfile && (!shared || crc))
+        simsink::bench::die("segment_pipeline: --sendfile 1 needs --shared 1 and --crc 0\n" +
+                            std::string(kUsage));
     std::filesystem::create_directories(dir);
 
     // The source: a warm memfd, as a lent arena is, or private memory.
     const unsigned char* src = nullptr;
+    int mfd = -1;
     if (shared) {
-        const int mfd = ::memfd_create("segment_pipeline", 0);
+        mfd = ::memfd_create("segment_pipeline", 0);
         if (mfd < 0 || ::ftruncate(mfd, kArena) != 0) fail("memfd");
         void* w = ::mmap(nullptr, kArena, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
         if (w == MAP_FAILED) fail("mmap");
@@ -113,10 +128,43 @@ int main(int argc, char** argv) {
         for (std::size_t done = 0; done < bytes;) {
             const std::size_t n = std::min(kPiece, bytes - done);
             // Wraps around the arena, as a client's buffers are reused.
-            auto* p = const_cast<unsigned char*>(src + (offset + done) % (kArena - kPiece));
+            const std::size_t from = (offset + done) % (kArena - kPiece);
+            auto* p = const_cast<unsigned char*>(src + from);
+            const off_t to = at + static_cast<off_t>(done);
+            if (use_sendfile) {
+                // From the memfd to the file without a mapping: the kernel
+                // copies from the memfd's pages into the page cache.
+                if (::lseek(fd, to, SEEK_SET) != to) fail("lseek");
+                off_t in = static_cast<off_t>(from);
+                for (std::size_t left = n; left > 0;) {
+                    const ssize_t k = ::sendfile(fd, mfd, &in, left);
+                    if (k <= 0) fail("sendfile");
+                    left -= static_cast<std::size_t>(k);
+                }
+                if (!go || go->load()) ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+                done += n;
+                continue;
+            }
+            if (pread_chunk) {
+                // Read from the memfd into a small buffer of this thread's,
+                // which stays in the CPU's cache: no mapping of the arena.
+                thread_local std::vector<unsigned char> buf;
+                buf.resize(pread_chunk);
+                for (std::size_t k = 0; k < n; k += pread_chunk) {
+                    const std::size_t m = std::min(pread_chunk, n - k);
+                    if (::pread(mfd, buf.data(), m, static_cast<off_t>(from + k)) !=
+                        static_cast<ssize_t>(m))
+                        fail("pread");
+                    if (crc) sum = crc32_gzip_refl(sum, buf.data(), m);
+                    simsink::bench::pwrite_all(fd, buf.data(), m, to + static_cast<off_t>(k),
+                                               "segment_pipeline: pwrite");
+                }
+                if (!go || go->load()) ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+                done += n;
+                continue;
+            }
             if (shared) ::madvise(p, n, MADV_POPULATE_READ);
             if (crc) sum = crc32_gzip_refl(sum, p, n);
-            const off_t to = at + static_cast<off_t>(done);
             simsink::bench::pwrite_all(fd, p, n, to, "segment_pipeline: pwrite");
             if (!go || go->load())
                 ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);  // as TmpFile::write_raw
@@ -145,7 +193,7 @@ int main(int argc, char** argv) {
         if (::rename(tmp.c_str(), path.c_str()) != 0) fail("rename " + tmp);
     };
 
-    const double t0 = now();
+    const double t0 = now(), cpu0 = simsink::bench::cpu_seconds();
     // append: one open file per thread; each commit adds its part at its end.
     std::vector<int> files;
     std::vector<off_t> ends;
@@ -201,7 +249,7 @@ int main(int argc, char** argv) {
     }
     for (auto& t : previous) t.join();
     fsync_dir(dir);
-    const double seconds = now() - t0;
+    const double seconds = now() - t0, cpu = simsink::bench::cpu_seconds() - cpu0;
     for (int fd : files) ::close(fd);
 
     for (const auto& e : std::filesystem::directory_iterator(dir))
@@ -214,6 +262,9 @@ int main(int argc, char** argv) {
         .integer("drop", drop)
         .integer("shared", shared)
         .integer("prealloc", prealloc)
+        .integer("sendfile", use_sendfile)
+        .integer("pread_kib", static_cast<long long>(pread_chunk >> 10))
+        .num("cpu_seconds", cpu)
         .integer("commits", commits)
         .integer("bytes", static_cast<long long>(kTotal))
         .num("seconds", seconds)

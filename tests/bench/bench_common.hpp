@@ -47,10 +47,11 @@ inline double now() {
     die(what + ": " + std::strerror(errno));
 }
 
-// CPU time of this process so far (user + system), seconds.
-inline double cpu_seconds() {
+// CPU time so far (user + system), seconds: of this process, or with
+// RUSAGE_CHILDREN of its children that have been waited for.
+inline double cpu_seconds(int who = RUSAGE_SELF) {
     rusage r{};
-    ::getrusage(RUSAGE_SELF, &r);
+    ::getrusage(who, &r);
     return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
            static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec) * 1e-6;
 }

@@ -27,7 +27,6 @@
 // for the last acknowledgement or reply), median and max over the workers.
 // --workers FILE also writes each worker's times after the release.
 #include <simsink/client.hpp>
-#include <sys/resource.h>
 
 #ifdef SIMSINK_BENCH_HIREDIS
 #include <hiredis/hiredis.h>
@@ -150,13 +149,6 @@ WorkerResult redis_worker(const std::string& where, const Plan& plan, long long 
 }
 #endif
 
-double children_cpu_seconds() {
-    rusage r{};
-    ::getrusage(RUSAGE_CHILDREN, &r);
-    return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
-           static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec) * 1e-6;
-}
-
 // --workers FILE: one line per worker, its times in seconds after the
 // release: started, connected (Client constructed), set up (run opened),
 // loop done, finished (flush() returned).
@@ -234,7 +226,7 @@ int main(int argc, char** argv) {
         .num("start_spread", last_start - first_start)
         // CPU of the worker processes, from fork to exit (so a little more
         // than inside the timed span), user + system.
-        .num("workers_cpu_seconds", children_cpu_seconds())
+        .num("workers_cpu_seconds", simsink::bench::cpu_seconds(RUSAGE_CHILDREN))
         .num("worker_median", each[each.size() / 2])
         .num("worker_min", each.front())
         .num("worker_max", each.back())

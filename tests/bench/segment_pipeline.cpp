@@ -141,11 +141,7 @@ int main(int argc, char** argv) {
                     if (k <= 0) fail("sendfile");
                     left -= static_cast<std::size_t>(k);
                 }
-                if (!go || go->load()) ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-                done += n;
-                continue;
-            }
-            if (pread_chunk) {
+            } else if (pread_chunk) {
                 // Read from the memfd into a small buffer of this thread's,
                 // which stays in the CPU's cache: no mapping of the arena.
                 thread_local std::vector<unsigned char> buf;
@@ -159,16 +155,15 @@ int main(int argc, char** argv) {
                     simsink::bench::pwrite_all(fd, buf.data(), m, to + static_cast<off_t>(k),
                                                "segment_pipeline: pwrite");
                 }
-                if (!go || go->load()) ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-                done += n;
-                continue;
+            } else {
+                if (shared) ::madvise(p, n, MADV_POPULATE_READ);
+                if (crc) sum = crc32_gzip_refl(sum, p, n);
+                simsink::bench::pwrite_all(fd, p, n, to, "segment_pipeline: pwrite");
             }
-            if (shared) ::madvise(p, n, MADV_POPULATE_READ);
-            if (crc) sum = crc32_gzip_refl(sum, p, n);
-            simsink::bench::pwrite_all(fd, p, n, to, "segment_pipeline: pwrite");
             if (!go || go->load())
                 ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);  // as TmpFile::write_raw
-            if (shared) ::madvise(p, n, MADV_DONTNEED);
+            // The mapping's entries go, as the segment writers drop theirs.
+            if (shared && !use_sendfile && !pread_chunk) ::madvise(p, n, MADV_DONTNEED);
             done += n;
         }
         if (copied) copied->fetch_add(1);
